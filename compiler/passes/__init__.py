@@ -1,0 +1,1 @@
+"""Ordered compiler passes, each Graph -> Graph in its own module."""

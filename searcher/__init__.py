@@ -1,0 +1,1 @@
+"""lsnn.searcher: the LitE-SNN search, decode, retrain and export (PyTorch)."""
