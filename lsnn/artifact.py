@@ -39,19 +39,23 @@ def save_artifact(artifact: dict[str, Any], path: str | os.PathLike) -> Path:
 def load_artifact(path: str | os.PathLike) -> dict[str, Any]:
     """Load model.pt with `weights_only=True` (no code runs) and check format and version."""
     import pickle
+    import zipfile
 
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(f"{path}: not a readable model file (not a torch.save archive)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc)
+        detail = text[text.find("WeightsUnpickler error:"):] if "WeightsUnpickler error:" in text else type(exc).__name__
         raise ArtifactError(
-            f"{path}: refused to load: the file holds pickled objects that are not plain tensors "
-            f"and containers (a foreign or unsafe file): {first}"
+            f"{path}: refused to load: it holds pickled objects other than tensors and plain "
+            f"containers, which could run code (a foreign or unsafe file; {detail.strip()})"
         ) from None
     except Exception as exc:  # zip errors, truncated files, ...
         raise ArtifactError(f"{path}: not a readable model file ({type(exc).__name__}: {exc})") from None

@@ -2,7 +2,7 @@
 
 Delta = step_b * std(W) for the searched widths {1, 2, 4} (the steps EdMIPS/HWGQ use for a
 Gaussian); wider fixed layers (stem, FC at 8 bits) use the range rule Delta = max|W| / (2^b/2 - 0.5).
-q = (round(W/Delta + 0.5) - 0.5) * Delta, clipped to +-(2^b/2 - 0.5) * Delta.
+q = (round(W/Delta + 0.5) - 0.5) * Delta (ties up, i.e. floor(W/Delta) + 0.5), clipped to +-(2^b/2 - 0.5) * Delta.
 On the grid, 2q/Delta is an odd integer with |.| <= 2^b - 1: b + 1 hardware bits, mixed sign.
 """
 from __future__ import annotations
@@ -31,16 +31,33 @@ class _RoundSTE(torch.autograd.Function):
         return g
 
 
+class _FloorSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor):  # type: ignore[override]
+        return torch.floor(x)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        return g
+
+
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """round(x) forward, identity backward."""
     return _RoundSTE.apply(x)
+
+
+def floor_ste(x: torch.Tensor) -> torch.Tensor:
+    """floor(x) forward, identity backward."""
+    return _FloorSTE.apply(x)
 
 
 def edmips_quantize(w: torch.Tensor, bits: int, delta: torch.Tensor | None = None) -> torch.Tensor:
     """Quantize `w` onto the b-bit EdMIPS grid (straight-through gradient)."""
     d = edmips_delta(w, bits) if delta is None else delta
     lim = (2 ** bits / 2 - 0.5)
-    q = (round_ste(w / d + 0.5) - 0.5)
+    # round(W/D + 0.5) - 0.5 with ties rounded up == floor(W/D) + 0.5: a tie (W on a cell
+    # boundary, e.g. W = 0) always goes to the upper level, independent of round-half-even.
+    q = floor_ste(w / d) + 0.5
     q = torch.clamp(q, -lim, lim)
     return q * d
 

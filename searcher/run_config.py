@@ -1,0 +1,121 @@
+"""The configuration of one `lsnn search` run: defaults per dataset, YAML file, CLI overrides.
+
+Precedence: dataset defaults < preset (l1, l2, p) < YAML config file < command-line options.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lsnn.errors import ConfigError
+
+STAGES = ("all", "search", "retrain")
+
+
+@dataclass
+class RunConfig:
+    """Everything one search -> decode -> retrain run needs (see `lsnn search --help`)."""
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    out_dir: str = "runs/digits"
+    preset: str = "medium"
+    l1: float | None = None          # None: take it from the preset
+    l2: float | None = None
+    p: float | None = None
+    T: int = 4                        # candidate timesteps 1..T
+    C: int = 8                        # search channels
+    C_retrain: int | None = None      # retrain channels (None: same as C)
+    cells: int = 3
+    reductions: list[int] = field(default_factory=lambda: [1, 2])
+    search_epochs: int = 10
+    retrain_epochs: int = 20
+    batch_size: int = 32
+    retrain_batch_size: int = 50
+    psi_warmup_epochs: int = 2
+    arch_data: str = "same"
+    differentiable_rate: bool = False
+    train_subset: int | None = None   # stratified subset of the training split (reduced-scale runs)
+    test_subset: int | None = None
+    augment: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int | None = None
+    stage: str = "all"
+    genotype: str | None = None       # for --stage retrain
+
+    def validate(self, source: str = "config") -> "RunConfig":
+        if self.stage not in STAGES:
+            raise ConfigError(f"{source}: stage '{self.stage}' is not one of {', '.join(STAGES)}")
+        if self.stage == "retrain" and not self.genotype:
+            raise ConfigError(f"{source}: stage 'retrain' needs a genotype file (--genotype genotype.json)")
+        for key in ("T", "C", "cells", "batch_size", "retrain_batch_size"):
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"{source}: '{key}' must be >= 1, got {getattr(self, key)}")
+        for key in ("search_epochs", "retrain_epochs", "psi_warmup_epochs"):
+            if int(getattr(self, key)) < 0:
+                raise ConfigError(f"{source}: '{key}' must be >= 0, got {getattr(self, key)}")
+        if any(r < 0 or r >= self.cells for r in self.reductions):
+            raise ConfigError(f"{source}: 'reductions' {self.reductions} must be cell indices in [0, {self.cells})")
+        if self.p is not None and not 0.0 <= self.p < 1.0:
+            raise ConfigError(f"{source}: 'p' (prune rate) must be in [0, 1), got {self.p}")
+        if self.arch_data not in ("same", "heldout"):
+            raise ConfigError(f"{source}: 'arch_data' must be 'same' or 'heldout', got '{self.arch_data}'")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Per-dataset defaults (Table 1 backbones for CIFAR and GSC; a small one for 8x8 digits).
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "digits": dict(cells=3, reductions=[1, 2], C=8, T=4, search_epochs=10, retrain_epochs=20,
+                   batch_size=32, preset="medium", psi_warmup_epochs=2),
+    "cifar10": dict(cells=8, reductions=[2, 5], C=16, C_retrain=16, T=6, search_epochs=50,
+                    retrain_epochs=200, batch_size=30, retrain_batch_size=50, preset="medium",
+                    psi_warmup_epochs=5, augment=True),
+    "cifar100": dict(cells=8, reductions=[2, 5], C=16, C_retrain=16, T=6, search_epochs=50,
+                     retrain_epochs=200, batch_size=30, retrain_batch_size=50, preset="medium",
+                     psi_warmup_epochs=5, augment=True),
+    "gsc": dict(cells=6, reductions=[2, 4], C=16, T=6, search_epochs=50, retrain_epochs=200,
+                batch_size=30, retrain_batch_size=50, preset="gsc", psi_warmup_epochs=5),
+}
+
+_FIELD_NAMES = {f.name for f in fields(RunConfig)}
+
+
+def load_yaml_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML run config; unknown keys and non-mapping files are errors naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of option: value at the top level")
+    unknown = sorted(set(data) - _FIELD_NAMES)
+    if unknown:
+        raise ConfigError(f"{p}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_FIELD_NAMES))})")
+    return data
+
+
+def build_config(dataset: str | None, file_values: dict[str, Any], cli_values: dict[str, Any],
+                 source: str = "options") -> RunConfig:
+    """Merge dataset defaults, a YAML file's values and explicit CLI values into a RunConfig."""
+    name = cli_values.get("dataset") or file_values.get("dataset") or dataset or "digits"
+    merged: dict[str, Any] = dict(DATASET_DEFAULTS.get(name, {}))
+    merged["out_dir"] = f"runs/{name}"
+    merged.update(file_values)
+    merged.update({k: v for k, v in cli_values.items() if v is not None})
+    merged["dataset"] = name
+    try:
+        cfg = RunConfig(**merged)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg.validate(source)
