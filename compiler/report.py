@@ -1,0 +1,129 @@
+"""The compile report: model.report.json and the table `lsnn compile` prints.
+
+Per synapse group ("layer"): kind, src -> dst, destination shape, searched / hardware bits,
+exponent, sign mode, encoding, sparsity, kept kernel entries, expanded synapses, synaptic
+memory bits, delay, and the cores of its destination population. Per population: shape,
+neurons, depth, cores. Totals: cores, chips, neurons, synapses, synaptic memory, model size
+(kept kernel entries x hardware bits / 8: what model.net stores per weight; the paper's MEM
+uses searched bits and is reported beside it), latency and T. `predicted` copies the
+artifact's cost-model metrics (SynOps, Bit-SynOps, energy, accuracy) when present, and
+`energy_estimate` prices the artifact's SynOps and spike rates with the target's energies.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from lsnn.compiler.ir import Graph
+from lsnn.compiler.profile import Profile
+
+REPORT_FORMAT = "lsnn.compile_report"
+REPORT_VERSION = 1
+PREDICTED_KEYS = ("synops", "bit_synops", "energy_pj", "model_size_bytes", "test_accuracy", "test_accuracy_int")
+
+
+def _energy_estimate(graph: Graph, profile: Profile, metrics: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+    """Per-sample energy on the target from the artifact's SynOps and spike rates, if it has them."""
+    synops = metrics.get("synops")
+    if not isinstance(synops, (int, float)):
+        return None
+    neurons = sum(p.size for p in graph.populations)
+    updates = neurons * graph.T
+    rates = metrics.get("spike_rates") or {}
+    spikes = sum(float(rates[p.name]) * p.size * graph.T for p in graph.populations
+                 if isinstance(rates.get(p.name), (int, float)))
+    e_syn = float(synops) * profile.energy_synop_pj
+    e_neu = updates * profile.energy_neuron_update_pj
+    e_spk = spikes * profile.energy_spike_pj
+    return {"formula": "synops * E_synop + neurons * T * E_neuron + spikes * E_spike (per sample)",
+            "synops": float(synops), "neuron_updates": updates, "spikes": spikes,
+            "synaptic_pj": e_syn, "neuron_pj": e_neu, "spike_pj": e_spk, "total_pj": e_syn + e_neu + e_spk}
+
+
+def build_report(graph: Graph, profile: Profile, timings: Optional[Mapping[str, float]] = None,
+                 net_path: Optional[str] = None) -> dict[str, Any]:
+    """The report dict of a placed graph (JSON-serialisable)."""
+    pl = graph.placement
+    cores_of = {p.name: (pl.cores_of(i) if pl is not None else None) for i, p in enumerate(graph.populations)}
+    layers = []
+    for s in graph.synapses:
+        st = s.stats
+        layers.append({
+            "name": s.name, "type": s.kind, "src": s.src, "dst": s.dst, "shape": list(graph.shape_of(s.dst)),
+            "searched_bits": s.bits, "hardware_bits": s.weight_bits, "exponent": s.weight_exp,
+            "sign_mode": s.sign_mode, "encoding": st.encoding if st else None,
+            "sparsity": round(st.sparsity, 6) if st else None, "nnz": st.nnz if st else None,
+            "synapses": st.synapses if st else None, "memory_bits": st.memory_bits if st else None,
+            "delay": s.delay, "cores": cores_of[s.dst],
+        })
+    pops = [{"name": p.name, "kind": p.kind, "shape": list(p.shape), "neurons": p.size, "depth": p.depth,
+             "cores": cores_of[p.name], "vth_mant": p.vth_mant,
+             "bias_mant_range": [int(p.bias_mant.min()), int(p.bias_mant.max())]} for p in graph.populations]
+    size_bits = sum(s.stats.nnz * s.weight_bits for s in graph.synapses if s.stats)
+    mem_bits = sum(s.stats.nnz * (s.bits if s.bits is not None else s.weight_bits) for s in graph.synapses if s.stats)
+    totals = {
+        "cores": pl.total_cores if pl else None, "chips": pl.chips if pl else None,
+        "neurons": sum(p.size for p in graph.populations),
+        "synapses": sum(s.stats.synapses for s in graph.synapses if s.stats),
+        "synaptic_memory_bits": sum(s.stats.memory_bits for s in graph.synapses if s.stats),
+        "model_size_bytes": size_bits / 8, "model_size_bytes_searched_bits": mem_bits / 8,
+        "latency_steps": graph.latency, "T": graph.T, "steps_per_sample": graph.T + graph.latency,
+    }
+    metrics = graph.meta.get("metrics") or {}
+    predicted = {k: metrics[k] for k in PREDICTED_KEYS if k in metrics}
+    report: dict[str, Any] = {
+        "format": REPORT_FORMAT, "version": REPORT_VERSION,
+        "model": graph.meta.get("source"), "net": net_path,
+        "target": {"name": profile.name, "source": profile.source, "cores_per_chip": profile.cores_per_chip,
+                   "max_chips": profile.max_chips},
+        "input": graph.input.to_dict(), "readout": graph.readout,
+        "layers": layers, "populations": pops, "totals": totals,
+        "predicted": predicted or None,
+        "energy_estimate": _energy_estimate(graph, profile, metrics),
+    }
+    if pl is not None:
+        report["per_core_max"] = {"neurons": int(pl.core_neurons.max()), "memory_bits": int(pl.core_memory_bits.max()),
+                                  "input_axons": int(pl.core_input_axons.max()),
+                                  "output_axons": int(pl.core_output_axons.max())}
+    if timings is not None:
+        report["timings_s"] = {k: round(float(v), 4) for k, v in timings.items()}
+    return report
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """A fixed-width table of the report's layers and totals (what the CLI prints)."""
+    head = ("layer", "type", "shape", "bits s/hw", "exp", "sign", "enc", "sparsity", "synapses", "mem KiB",
+            "delay", "cores")
+    rows = []
+    for L in report["layers"]:
+        sb = "-" if L["searched_bits"] is None else str(L["searched_bits"])
+        rows.append((L["name"], L["type"], "x".join(str(x) for x in L["shape"]), f"{sb}/{L['hardware_bits']}",
+                     str(L["exponent"]), L["sign_mode"][:3], (L["encoding"] or "-")[:3],
+                     "-" if L["sparsity"] is None else f"{100 * L['sparsity']:.1f}%",
+                     "-" if L["synapses"] is None else f"{L['synapses']:,}",
+                     "-" if L["memory_bits"] is None else f"{L['memory_bits'] / 8192:.1f}",
+                     str(L["delay"]), "-" if L["cores"] is None else str(L["cores"])))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    left = {0, 1, 5, 6}
+
+    def fmt(r: tuple) -> str:
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows]
+    t = report["totals"]
+    tgt = report["target"]
+    lines.append("")
+    lines.append(f"target {tgt['name']}: {t['cores']} cores on {t['chips']} chip(s) "
+                 f"(max {tgt['max_chips']} x {tgt['cores_per_chip']}); {t['neurons']:,} neurons, "
+                 f"{t['synapses']:,} synapses, {t['synaptic_memory_bits'] / 8192:.1f} KiB synaptic memory")
+    lines.append(f"model size {t['model_size_bytes']:,.0f} B at hardware bits "
+                 f"({t['model_size_bytes_searched_bits']:,.0f} B at searched bits); "
+                 f"T = {t['T']}, latency {t['latency_steps']} steps, {t['steps_per_sample']} steps per sample")
+    pred = report.get("predicted")
+    if pred:
+        lines.append("predicted (artifact): " + ", ".join(f"{k} {v:,.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                                                          for k, v in pred.items() if v is not None))
+    est = report.get("energy_estimate")
+    if est:
+        lines.append(f"energy on {tgt['name']} (per sample, from the artifact's SynOps and rates): "
+                     f"{est['total_pj'] / 1e6:,.3f} uJ")
+    return "\n".join(lines)
