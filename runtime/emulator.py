@@ -1,0 +1,431 @@
+"""Vectorised integer emulator of a compiled net, bit-exact to Lava's fixed-point simulation.
+
+Two schedules of the same integer arithmetic (docs/SEMANTICS.md sections 3-4):
+
+- `Emulator.run` ("ideal time", the fast path): no pipeline delay, as the trained model runs. The
+  net is feed-forward, so each population is computed for all T steps of a batch of samples at
+  once: one GEMM per synapse group over (T x batch) (im2col for convs, exact in float32/float64
+  because every partial sum is an integer bounded below 2^24 / 2^53, checked per group), then
+  the LIF recurrence as a short loop over T (`lif_fixed`): Lava's int32 operations, or, where
+  the group bounds prove that no current decay or 24-bit wrap can occur, an exact fused float64
+  form. Groups fed by the (static) input are computed once per sample and reused at every step.
+- `step_pipeline` (the oracle): Lava's schedule step by step: every synapse adds one step, each
+  edge its extra `delay`, LIFReset zeroes a population at steps s with s % T == (1 + depth) % T,
+  samples stream one per T steps, the input is a ring buffer of `N*T + max depth` columns (zero
+  after the last sample).
+- `to_pipeline` turns an ideal-time result into the exact per-layer trains of the Lava pipeline:
+  population P at Lava step k*T + t + depth(P) is ideal step t of sample k; the steps before
+  P's first wavefront do not depend on the input (they are a zero-input `step_pipeline` run) and
+  the steps after the last sample belong to phantom all-zero samples.
+
+Synapse outputs follow Lava's processes: `Conv` wraps each output to 24 bits, `Dense`/`Sparse`
+to int32, the neuron's InPort sums in int32. Layout inside: activations are channels-last
+[M, H, W, C] (uint8 spikes); results are returned as (C, H, W). NumPy only (no torch, no Lava).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from lsnn.compiler.ir import INPUT_NAME, Graph, SynapseGroup
+from lsnn.runtime.lif_fixed import (LifParams, fast_path_ok, lif_run_fast, lif_step, reset_state,
+                                    signed_clamp)
+from lsnn.runtime.netgraph import (Timing, check_input_int, check_runnable, effective_weight,
+                                   input_is_graded)
+
+_F32_EXACT = 2 ** 24
+_F64_EXACT = 2 ** 53
+_COLS_BYTES = 2 * 2 ** 20       # im2col chunk budget (small chunks stay in cache: ~1.5x faster)
+_LIF_CHUNK = 2 ** 16            # neurons per LIF update call (cache-sized, ~1.3x faster)
+
+
+# ----------------------------------------------------------------------------------------------
+# synapse groups as the chip applies them
+
+
+class SynapseOp:
+    """One synapse group: x [M, Hs, Ws, Cs] (int) -> int32 [M, Hd, Wd, Cg] as Lava delivers it."""
+
+    def __init__(self, s: SynapseGroup, graph: Graph) -> None:
+        self.name = s.name
+        self.kind = s.kind
+        self.src = s.src
+        self.dst = s.dst
+        self.offset = s.dst_channel_offset
+        self.stride = s.stride
+        self.padding = s.padding
+        cs, hs, ws = graph.shape_of(s.src)
+        cd, hd, wd = graph.shape_of(s.dst)
+        self.src_shape = (cs, hs, ws)
+        self.out_hw = (hd, wd)
+        graded = s.src == INPUT_NAME and input_is_graded(graph)
+        max_in = (1 << graph.input.bits) - 1 if graded else 1
+        w = effective_weight(s)
+        self.weight = w
+        if s.kind == "conv":
+            o, ci, kh, kw = w.shape
+            self.channels = o
+            self.kernel = (kh, kw)
+            self.taps = [(i, j) for i in range(kh) for j in range(kw) if np.any(w[:, :, i, j])]
+            bound = int(np.abs(w).reshape(o, -1).sum(axis=1).max()) * max_in
+            wmat = np.stack([w[:, :, i, j].T for i, j in self.taps]) if self.taps else \
+                np.zeros((0, ci, o), dtype=np.int64)
+            self.wmat_int = wmat.reshape(-1, o)
+            self.wrap_bits: Optional[int] = 24 if bound >= 2 ** 23 else None   # Conv: signed 24-bit
+        elif s.kind == "dense":
+            o = w.shape[0]
+            self.channels = o
+            # C-major (C, H, W) columns -> our channels-last flattening (H, W, C)
+            self.wmat_int = w.reshape(o, cs, hs, ws).transpose(0, 2, 3, 1).reshape(o, -1).T.copy()
+            bound = int(np.abs(w).sum(axis=1).max()) * max_in
+            self.wrap_bits = 32 if bound >= 2 ** 31 else None                  # int32 channel
+        else:  # identity
+            self.channels = cs
+            bound = abs(int(w)) * max_in
+            self.wrap_bits = 32 if bound >= 2 ** 31 else None
+            self.scalar = int(w)
+        self.bound = bound          # max |output| of one step (before Lava's wrap)
+        self.max_in = max_in
+        if bound < _F32_EXACT:
+            self.ftype: Optional[type] = np.float32
+        elif bound < _F64_EXACT:
+            self.ftype = np.float64
+        else:
+            self.ftype = None                                                  # int64 (slow, exact)
+        if s.kind != "identity":
+            self.wmat = self.wmat_int.astype(self.ftype) if self.ftype else self.wmat_int
+
+    def _finish(self, out: np.ndarray) -> np.ndarray:
+        if self.wrap_bits is None:
+            return out.astype(np.int32)
+        return signed_clamp(out.astype(np.int64), self.wrap_bits).astype(np.int32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        m = x.shape[0]
+        hd, wd = self.out_hw
+        if self.kind == "identity":
+            s = self.stride
+            sub = x[:, ::s, ::s, :]
+            if self.wrap_bits is None:
+                return sub.astype(np.int32) * np.int32(self.scalar)
+            return self._finish(sub.astype(np.int64) * self.scalar)
+        if self.kind == "dense":
+            flat = x.reshape(m, -1)
+            dt = self.ftype or np.int64
+            return self._finish(flat.astype(dt) @ self.wmat).reshape(m, 1, 1, self.channels)
+        # conv via im2col over the taps that hold a non-zero weight: the columns are gathered in
+        # the input's own narrow dtype (uint8 spikes), converted once, then one GEMM
+        o = self.channels
+        if not self.taps:
+            return np.zeros((m, hd, wd, o), dtype=np.int32)
+        p, s = self.padding, self.stride
+        ci = x.shape[3]
+        if x.dtype != np.uint8:
+            x = x.astype(np.int16 if self.max_in < 2 ** 15 else np.int32, copy=False)
+        k = len(self.taps) * ci
+        dt = self.ftype or np.int64
+        per_sample = hd * wd * k * (np.dtype(dt).itemsize + x.dtype.itemsize)
+        chunk = max(1, min(m, _COLS_BYTES // max(per_sample, 1)))
+        out = np.empty((m, hd, wd, o), dtype=np.int32)
+        hs, ws = x.shape[1], x.shape[2]
+        for a in range(0, m, chunk):
+            b = min(m, a + chunk)
+            if p:
+                xp = np.zeros((b - a, hs + 2 * p, ws + 2 * p, ci), dtype=x.dtype)
+                xp[:, p:p + hs, p:p + ws] = x[a:b]
+            else:
+                xp = x[a:b]
+            cols = np.empty((b - a, hd, wd, len(self.taps), ci), dtype=x.dtype)
+            for t, (i, j) in enumerate(self.taps):
+                cols[:, :, :, t, :] = xp[:, i:i + s * (hd - 1) + 1:s, j:j + s * (wd - 1) + 1:s, :]
+            res = cols.reshape(-1, k).astype(dt) @ self.wmat
+            out[a:b] = self._finish(res).reshape(b - a, hd, wd, o)
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class EmulatorResult:
+    """What `Emulator.run` measured on N samples (ideal time, steps t = 1..T).
+
+    `readout_v` [N, K]: the readout's v after step T (the prediction is its argmax, first index on
+    ties); `readout_trace` [N, T, K]: v after every step. `spike_counts[pop]` [T]: spikes per step
+    summed over samples and neurons; `spike_maps[pop]` [C, H, W]: spikes per neuron summed over
+    steps and samples; `input_events` [C, H, W]: (sample, step) pairs with a non-zero input value
+    (graded events; = spikes for binary input); `spikes[pop]` [N, T, C, H, W] uint8 if recorded.
+    """
+
+    predictions: np.ndarray
+    readout_v: np.ndarray
+    readout_trace: np.ndarray
+    spike_counts: dict[str, np.ndarray]
+    spike_maps: dict[str, np.ndarray]
+    input_events: np.ndarray
+    num_samples: int
+    T: int
+    spikes: Optional[dict[str, np.ndarray]] = None
+    per_sample_spikes: Optional[np.ndarray] = None    # [N] total spikes of all populations
+
+    def spike_rate(self, pop: str, size: int) -> float:
+        """Mean spikes per neuron per step of population `pop` (of `size` neurons)."""
+        denom = self.num_samples * self.T * size
+        return float(self.spike_counts[pop].sum()) / denom if denom else 0.0
+
+
+@dataclass
+class PipelineTrace:
+    """Lava-step-aligned trains: `spikes[pop]` [S, C, H, W] uint8 (row s-1 = Lava step s),
+    `readout_v` [S, K] int32 (the readout's v after each step), `num_steps` S = N*T + max depth."""
+
+    spikes: dict[str, np.ndarray]
+    readout_v: Optional[np.ndarray]
+    num_steps: int
+    num_samples: int
+    timing: Timing = field(repr=False, default=None)  # type: ignore[assignment]
+
+    def window_v(self) -> np.ndarray:
+        """[N, K]: the readout's v at the end of each sample's window (step k*T + T + latency)."""
+        t = self.timing
+        rows = [k * t.T + t.T + t.latency - 1 for k in range(self.num_samples)]
+        return self.readout_v[rows]
+
+
+# ----------------------------------------------------------------------------------------------
+# the emulator
+
+
+class Emulator:
+    """Integer emulator of `graph` (an integer-stage compiler Graph), bit-exact to Lava fixed_pt."""
+
+    def __init__(self, graph: Graph, *, max_batch: int = 256, act_budget_bytes: int = 96 * 2 ** 20) -> None:
+        self.timing = check_runnable(graph)
+        self.graph = graph
+        self.T = graph.T
+        self.ops = [SynapseOp(s, graph) for s in graph.synapses]
+        self.incoming = {p.name: [op for op in self.ops if op.dst == p.name] for p in graph.populations}
+        self.params = {p.name: LifParams.make(p.du, p.dv, p.bias_mant, p.bias_exp, p.vth_mant)
+                       for p in graph.populations}
+        # exact shortcut of the LIF when no current decay and no 24-bit wrap can occur
+        self.fast = {p.name: fast_path_ok(self.params[p.name], sum(op.bound for op in self.incoming[p.name]))
+                     for p in graph.populations}
+        # last population (in topological order) that reads each source: free its spikes after
+        order = {p.name: i for i, p in enumerate(graph.populations)}
+        self.last_use: dict[str, int] = {}
+        for op in self.ops:
+            self.last_use[op.src] = max(self.last_use.get(op.src, -1), order[op.dst])
+        # batch size: the int32 input of the largest population plus the live spikes (uint8),
+        # both over T x batch, within budget (im2col is chunked separately)
+        biggest = max(int(np.prod(p.shape)) for p in graph.populations)
+        live = sum(int(np.prod(p.shape)) for p in graph.populations)
+        per_sample = self.T * (biggest * 4 + live)
+        self.batch = int(max(1, min(max_batch, act_budget_bytes // max(per_sample, 1))))
+
+    # -- ideal time ------------------------------------------------------------------------
+
+    def run(self, x_int: np.ndarray, *, record_spikes: bool = False,
+            progress: Optional[Callable[[int], None]] = None) -> EmulatorResult:
+        """Run N encoded samples x_int [N, C, H, W] (ints in [0, 2^bits - 1]) for T steps each."""
+        g = self.graph
+        x_int = check_input_int(g, x_int)
+        n = x_int.shape[0]
+        T = self.T
+        counts = {p.name: np.zeros(T, dtype=np.int64) for p in g.populations}
+        maps = {p.name: np.zeros(p.shape, dtype=np.int64) for p in g.populations}
+        ro = g.population(g.readout)
+        k = ro.shape[0]
+        readout_v = np.zeros((n, k), dtype=np.int32)
+        readout_trace = np.zeros((n, T, k), dtype=np.int32)
+        spikes = ({p.name: np.zeros((n, T) + p.shape, dtype=np.uint8) for p in g.populations}
+                  if record_spikes else None)
+        per_sample = np.zeros(n, dtype=np.int64)
+        input_events = (np.count_nonzero(x_int, axis=0).astype(np.int64) * T)
+        for a in range(0, n, self.batch):
+            b = min(n, a + self.batch)
+
+            def consume(name: str, s: np.ndarray, a: int = a, b: int = b) -> None:
+                # s: [T, B, H, W, C] uint8 spikes of population `name` for samples a..b
+                counts[name] += s.reshape(T, -1).sum(axis=1, dtype=np.int64)
+                maps[name] += s.sum(axis=(0, 1), dtype=np.int64).transpose(2, 0, 1)
+                per_sample[a:b] += s.reshape(T, b - a, -1).sum(axis=(0, 2), dtype=np.int64)
+                if spikes is not None:
+                    spikes[name][a:b] = s.transpose(1, 0, 4, 2, 3)
+
+            trace = self._run_batch(x_int[a:b], consume)
+            readout_trace[a:b] = trace
+            readout_v[a:b] = trace[:, -1]
+            if progress is not None:
+                progress(b - a)
+        preds = np.argmax(readout_v, axis=1).astype(np.int64)
+        return EmulatorResult(predictions=preds, readout_v=readout_v, readout_trace=readout_trace,
+                              spike_counts=counts, spike_maps=maps, input_events=input_events,
+                              num_samples=n, T=T, spikes=spikes, per_sample_spikes=per_sample)
+
+    def _run_batch(self, x_int: np.ndarray, consume: Callable[[str, np.ndarray], None]) -> np.ndarray:
+        """Ideal-time run of one batch; hands each population's spikes to `consume`; returns the
+        readout's v trace [B, T, K]."""
+        g = self.graph
+        T = self.T
+        bsz = x_int.shape[0]
+        x_hwc = np.ascontiguousarray(x_int.transpose(0, 2, 3, 1))            # [B, H, W, C] int32
+        if not input_is_graded(g):
+            x_hwc = (x_hwc != 0).astype(np.uint8)                            # binary payload
+        acts: dict[str, np.ndarray] = {}
+        readout_trace = np.zeros((bsz, T, g.population(g.readout).shape[0]), dtype=np.int32)
+        for i, p in enumerate(g.populations):
+            c, h, w = p.shape
+            a = np.zeros((T, bsz, h, w, c), dtype=np.int32)
+            for op in self.incoming[p.name]:
+                sl = slice(op.offset, op.offset + op.channels)
+                if op.src == INPUT_NAME:
+                    a[..., sl] += op(x_hwc)[None]                             # static input
+                else:
+                    src = acts[op.src]
+                    y = op(src.reshape((T * bsz,) + src.shape[2:]))
+                    a[..., sl] += y.reshape((T, bsz) + y.shape[1:])
+            par = self.params[p.name]
+            par = LifParams(par.du, par.dv, par.bias.reshape(1, 1, 1, c), par.vth_eff)
+            s = np.empty((T, bsz, h, w, c), dtype=np.uint8)
+            is_readout = p.name == g.readout
+            if self.fast[p.name]:
+                step = max(1, _LIF_CHUNK // (h * w * c))
+                tr = np.empty((T, bsz, h, w, c), np.int32) if is_readout else None
+                for i0 in range(0, bsz, step):
+                    i1 = min(bsz, i0 + step)
+                    lif_run_fast(a[:, i0:i1], par, s[:, i0:i1], None if tr is None else tr[:, i0:i1])
+                if is_readout:
+                    readout_trace[:] = tr.reshape(T, bsz, c).transpose(1, 0, 2)
+            else:
+                u = np.zeros((bsz, h, w, c), dtype=np.int32)
+                v = np.zeros((bsz, h, w, c), dtype=np.int32)
+                for t in range(T):
+                    s[t] = lif_step(u, v, a[t], par)
+                    if is_readout:
+                        readout_trace[:, t] = v.reshape(bsz, c)
+            del a
+            consume(p.name, s)
+            if self.last_use.get(p.name, -1) > i:
+                acts[p.name] = s
+            for src in [k for k in acts if self.last_use[k] <= i]:
+                del acts[src]
+        return readout_trace
+
+    # -- Lava's schedule ---------------------------------------------------------------------
+
+    def step_pipeline(self, x_int: np.ndarray, num_steps: Optional[int] = None) -> PipelineTrace:
+        """Lava's pipelined schedule, one step at a time, for the stream of samples x_int [N, ...].
+
+        The oracle for the Lava tests: the same synapse and neuron arithmetic as `run`, on Lava's
+        timing (see the module doc). `num_steps` defaults to N*T + max depth.
+        """
+        g = self.graph
+        tm = self.timing
+        T = self.T
+        x_int = check_input_int(g, x_int) if len(x_int) else np.zeros((0,) + g.input.shape, np.int32)
+        n = x_int.shape[0]
+        steps = tm.num_steps(n) if num_steps is None else int(num_steps)
+        graded = input_is_graded(g)
+        zero_in = np.zeros(g.input.shape[1:] + g.input.shape[:1], dtype=np.int32 if graded else np.uint8)
+
+        def input_at(step: int) -> np.ndarray:                # what the ring buffer sends at `step`
+            if 1 <= step <= n * T:
+                x = x_int[(step - 1) // T].transpose(1, 2, 0)
+                return x if graded else (x != 0).astype(np.uint8)
+            return zero_in
+
+        zeros_out = {p.name: np.zeros(p.shape[1:] + p.shape[:1], dtype=np.uint8) for p in g.populations}
+        hist: dict[str, list[np.ndarray]] = {p.name: [] for p in g.populations}   # hist[P][s-1]
+        state = {p.name: (np.zeros(p.shape[1:] + p.shape[:1], np.int32),
+                          np.zeros(p.shape[1:] + p.shape[:1], np.int32)) for p in g.populations}
+        params = {p.name: LifParams(self.params[p.name].du, self.params[p.name].dv,
+                                    self.params[p.name].bias.reshape(1, 1, -1), self.params[p.name].vth_eff)
+                  for p in g.populations}
+        ro = g.population(g.readout)
+        rv = np.zeros((steps, ro.shape[0]), dtype=np.int32)
+
+        def out_of(src: str, step: int) -> np.ndarray:
+            if step < 1:
+                return zero_in if src == INPUT_NAME else zeros_out[src]
+            return input_at(step) if src == INPUT_NAME else hist[src][step - 1]
+
+        for step in range(1, steps + 1):
+            for p in g.populations:
+                c, h, w = p.shape
+                a = np.zeros((h, w, c), dtype=np.int32)
+                for op in self.incoming[p.name]:
+                    x = out_of(op.src, step - 1 - tm.delay[op.name])
+                    a[..., op.offset:op.offset + op.channels] += op(x[None])[0]
+                u, v = state[p.name]
+                if step % T == tm.reset_offset(p.name):
+                    reset_state(u, v)
+                hist[p.name].append(lif_step(u, v, a, params[p.name]).astype(np.uint8))
+                if p.name == g.readout:
+                    rv[step - 1] = v.reshape(-1)
+        spikes = {name: np.stack(h).transpose(0, 3, 1, 2) if h else
+                  np.zeros((0,) + g.population(name).shape, np.uint8) for name, h in hist.items()}
+        return PipelineTrace(spikes=spikes, readout_v=rv, num_steps=steps, num_samples=n, timing=tm)
+
+    def to_pipeline(self, x_int: np.ndarray, result: Optional[EmulatorResult] = None) -> PipelineTrace:
+        """The Lava-aligned trace of streaming x_int, built from the ideal-time emulator.
+
+        `result` (if given) must come from `run(x_int, record_spikes=True)`. Rows before a
+        population's first wavefront come from a zero-input `step_pipeline`; rows after the last
+        sample from phantom all-zero samples.
+        """
+        g = self.graph
+        tm = self.timing
+        T = self.T
+        x_int = check_input_int(g, x_int)
+        n = x_int.shape[0]
+        steps = tm.num_steps(n)
+        if result is None or result.spikes is None:
+            result = self.run(x_int, record_spikes=True)
+        n_phantom = max(1, -(-tm.max_depth // T))            # zero samples after the last one
+        phantom = self.run(np.zeros((n_phantom,) + g.input.shape, np.int32), record_spikes=True)
+        prefix = self.step_pipeline(np.zeros((0,) + g.input.shape, np.int32), num_steps=tm.max_depth)
+        spikes = {}
+        for p in g.populations:
+            d = tm.depth[p.name]
+            tr = np.zeros((steps,) + p.shape, dtype=np.uint8)
+            tr[:d] = prefix.spikes[p.name][:d]
+            body = np.concatenate([result.spikes[p.name], phantom.spikes[p.name]], axis=0)
+            body = body.reshape((-1,) + p.shape)                          # [(N+1)*T, C, H, W]
+            tr[d:] = body[:steps - d]
+            spikes[p.name] = tr
+        L = tm.latency
+        rv = np.zeros((steps, result.readout_v.shape[1]), dtype=np.int32)
+        rv[:L] = prefix.readout_v[:L]
+        body = np.concatenate([result.readout_trace, phantom.readout_trace], axis=0).reshape(
+            -1, result.readout_v.shape[1])
+        rv[L:] = body[:steps - L]
+        return PipelineTrace(spikes=spikes, readout_v=rv, num_steps=steps, num_samples=n, timing=tm)
+
+
+def first_difference(a: PipelineTrace, b: PipelineTrace, pops: Optional[Iterable[str]] = None) -> Optional[str]:
+    """None if the two traces are identical (every population, every step, and the readout v
+    where both hold it);
+    else a one-line description of the first difference (population, Lava step, neuron)."""
+    names = list(pops) if pops is not None else sorted(set(a.spikes) | set(b.spikes))
+    if a.num_steps != b.num_steps:
+        return f"different lengths: {a.num_steps} vs {b.num_steps} steps"
+    for name in names:
+        x, y = a.spikes.get(name), b.spikes.get(name)
+        if x is None or y is None:
+            return f"population '{name}' missing in one trace"
+        if x.shape != y.shape:
+            return f"population '{name}': shapes {x.shape} vs {y.shape}"
+        diff = np.argwhere(x != y)
+        if diff.size:
+            s, *idx = diff[0]
+            return (f"population '{name}' differs at Lava step {s + 1}, neuron (c,h,w)={tuple(int(i) for i in idx)}: "
+                    f"{int(x[tuple(diff[0])])} vs {int(y[tuple(diff[0])])} ({len(diff)} differences)")
+    if a.readout_v is None or b.readout_v is None:
+        return None
+    if a.readout_v.shape != b.readout_v.shape or not np.array_equal(a.readout_v, b.readout_v):
+        rows = np.argwhere(a.readout_v != b.readout_v) if a.readout_v.shape == b.readout_v.shape else [[0]]
+        return f"readout v differs (first at Lava step {int(rows[0][0]) + 1})"
+    return None
