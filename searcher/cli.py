@@ -39,6 +39,7 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--test-subset", type=int, help="Evaluate on a stratified subset of N test samples.")
 @click.option("--arch-data", type=click.Choice(["same", "heldout"]), help="Batch for the architecture step: the same as the weight step (paper) or a held-out half (DARTS).")
 @click.option("--differentiable-rate/--detached-rate", default=None, help="Let l2 act on firing rates through the surrogate (default: detached, as the paper's code).")
+@click.option("--lif-mode", type=click.Choice(["lava", "float"]), help="Retraining neuron: Lava's integer LIF in the loop (bit-exact on chip, default) or the paper's float LIF.")
 @click.option("--seed", type=int)
 @click.option("--device", help="torch device, e.g. cpu or cuda.")
 @click.option("--num-threads", type=int, help="torch CPU threads.")

@@ -131,9 +131,9 @@ def run_retrain_stage(cfg: RunConfig, genotype: Genotype, data: Splits, out: Pat
                                  "batch_size": cfg.retrain_batch_size})
     augment = None
     if cfg.augment:
-        from lsnn.searcher.datasets import augment_cifar
+        from lsnn.searcher.datasets import crop_flip
 
-        augment = augment_cifar
+        augment = crop_flip
     echo(f"retrain: C={C}, T={genotype.T}, bits per cell {[c.bits for c in genotype.cells]}, "
          f"p={genotype.prune_rate:g}, {cfg.retrain_epochs} epochs")
     log_path = out / "retrain_log.jsonl"
@@ -150,7 +150,7 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
     import torch
 
     from lsnn.artifact import save_artifact
-    from lsnn.searcher.deploy_cost import cost_summary
+    from lsnn.searcher.artifact_cost import artifact_cost
     from lsnn.searcher.export import export_artifact
 
     out = Path(cfg.out_dir)
@@ -180,9 +180,8 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
         return PipelineResult(out, genotype, None, {"genotype": genotype.to_dict()})
     res, extra = run_retrain_stage(cfg, genotype, data, out, resume, echo)
     genotype = extra["genotype"]
-    cost = cost_summary(res.net, data.test[0][:256])
     hp = resolved_hparams(cfg)
-    metrics = {"test_accuracy": float(res.test_accuracy), **cost}
+    metrics = {"test_accuracy": float(res.test_accuracy), "spike_rates": dict(res.test_spike_rates)}
     artifact = export_artifact(
         res.net, genotype,
         dataset_info={"name": cfg.dataset, "num_classes": len(data.classes),
@@ -191,6 +190,9 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
         train_info={"seed": cfg.seed, "epochs": cfg.retrain_epochs, "search_epochs": cfg.search_epochs,
                     "batch_size": cfg.retrain_batch_size, "preset": cfg.preset, **hp,
                     "torch": torch.__version__, "lsnn": __version__})
+    cost = artifact_cost(artifact)
+    artifact["metrics"].update({k: cost[k] for k in ("model_size_bytes", "synops", "bit_synops", "energy_pj",
+                                                     "s_ace", "ns_ace", "mults")})
     model_path = save_artifact(artifact, out / "model.pt")
     summary = {
         "dataset": cfg.dataset, "test_accuracy": metrics["test_accuracy"],

@@ -39,6 +39,7 @@ class RunConfig:
     psi_warmup_epochs: int = 2
     arch_data: str = "same"
     differentiable_rate: bool = False
+    lif_mode: str = "lava"            # retraining neuron: "lava" (integer, bit-exact to the chip) or "float" (Eq. 1)
     train_subset: int | None = None   # stratified subset of the training split (reduced-scale runs)
     test_subset: int | None = None
     augment: bool = False
@@ -63,6 +64,8 @@ class RunConfig:
             raise ConfigError(f"{source}: 'reductions' {self.reductions} must be cell indices in [0, {self.cells})")
         if self.p is not None and not 0.0 <= self.p < 1.0:
             raise ConfigError(f"{source}: 'p' (prune rate) must be in [0, 1), got {self.p}")
+        if self.lif_mode not in ("lava", "float"):
+            raise ConfigError(f"{source}: 'lif_mode' must be 'lava' or 'float', got '{self.lif_mode}'")
         if self.arch_data not in ("same", "heldout"):
             raise ConfigError(f"{source}: 'arch_data' must be 'same' or 'heldout', got '{self.arch_data}'")
         return self
