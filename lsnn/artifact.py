@@ -29,6 +29,11 @@ def save_artifact(artifact: dict[str, Any], path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         torch.save(artifact, tmp)
+        try:  # the contract is that a plain weights_only load reads it: check before publishing
+            torch.load(tmp, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ArtifactError(f"{path}: artifact holds a value that torch.load(weights_only=True) "
+                                f"cannot read ({exc}); only tensors and plain containers are allowed") from None
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -189,7 +189,7 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
         metrics=metrics,
         train_info={"seed": cfg.seed, "epochs": cfg.retrain_epochs, "search_epochs": cfg.search_epochs,
                     "batch_size": cfg.retrain_batch_size, "preset": cfg.preset, **hp,
-                    "torch": torch.__version__, "lsnn": __version__})
+                    "torch": str(torch.__version__), "lsnn": __version__})
     cost = artifact_cost(artifact)
     artifact["metrics"].update({k: cost[k] for k in ("model_size_bytes", "synops", "bit_synops", "energy_pj",
                                                      "s_ace", "ns_ace", "mults")})

@@ -100,3 +100,13 @@ def test_failed_save_leaves_nothing(tmp_path):
     with pytest.raises(ArtifactError):
         save_artifact(a, tmp_path / "m.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_values_a_safe_load_cannot_read(tmp_path):
+    a = tiny_artifact()
+    a["train"]["torch"] = torch.__version__  # a TorchVersion object, not a plain str
+    if type(torch.__version__) is str:  # pragma: no cover - other torch builds
+        a["train"]["torch"] = _Evil()
+    with pytest.raises(ArtifactError, match="cannot read"):
+        save_artifact(a, tmp_path / "m.pt")
+    assert list(tmp_path.iterdir()) == []
