@@ -45,8 +45,11 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--num-threads", type=int, help="torch CPU threads.")
 @click.option("--stage", type=click.Choice(["all", "search", "retrain"]), help="Run one stage alone.")
 @click.option("--genotype", type=click.Path(dir_okay=False), help="genotype.json for --stage retrain.")
+@click.option("--target", "deploy_target", help="After retraining, compile for this bundled target and run it (default loihi2).")
+@click.option("--no-deploy", is_flag=True, help="Stop at model.pt (no compile / run).")
+@click.option("--lava-samples", type=int, help="Test samples the deploy check runs on Lava's simulator (default 8).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
-def search_cmd(config_file: str | None, resume: bool, **options: Any) -> None:
+def search_cmd(config_file: str | None, resume: bool, no_deploy: bool, **options: Any) -> None:
     """Search a lightweight SNN (LitE-SNN), decode it, retrain it, and save model.pt.
 
     The default runs the whole pipeline on the embedded digits dataset in a few minutes.
@@ -57,6 +60,8 @@ def search_cmd(config_file: str | None, resume: bool, **options: Any) -> None:
     file_values = load_yaml_config(config_file) if config_file else {}
     cfg = build_config(options.get("dataset"), file_values, options,
                        source=config_file or "command line")
+    if no_deploy:
+        cfg.deploy_target = None
     if cfg.stage == "retrain" and cfg.genotype is None:
         raise ConfigError("--stage retrain needs --genotype genotype.json")
     result = run_pipeline(cfg, resume=resume, echo=click.echo)

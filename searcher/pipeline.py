@@ -201,5 +201,11 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
         "bits_per_cell": [c.bits for c in genotype.cells], "prune_rate": genotype.prune_rate,
         "wall_seconds": round(time.time() - t0, 1), "model": str(model_path),
     }
+    if cfg.deploy_target:
+        from lsnn.searcher.deploy_stage import deploy_and_check
+
+        summary["deploy"] = deploy_and_check(model_path, res.net, data.test, cfg.deploy_target, cfg.data_dir,
+                                             cfg.lava_samples, echo)
+        summary["wall_seconds"] = round(time.time() - t0, 1)
     _write_json(out / "summary.json", summary)
     return PipelineResult(out, genotype, model_path, summary)

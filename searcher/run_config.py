@@ -46,6 +46,8 @@ class RunConfig:
     seed: int = 0
     device: str = "cpu"
     num_threads: int | None = None
+    deploy_target: str | None = "loihi2"   # after retraining: compile + run for this target (None: stop at model.pt)
+    lava_samples: int = 8             # samples the deploy check runs on Lava's simulator
     stage: str = "all"
     genotype: str | None = None       # for --stage retrain
 

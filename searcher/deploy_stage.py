@@ -1,0 +1,75 @@
+"""After retraining: compile model.pt for a target, run it (emulator + Lava), and check that the
+chip-exact emulator predicts what the retrained PyTorch model predicts (DESIGN.md 3(b)).
+
+This is what makes the default `lsnn search` show the whole pipeline on the embedded data.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+Echo = Callable[[str], None]
+
+
+def torch_predictions(net: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """argmax of the time-averaged logits of the retrained network (eval mode) for inputs x in [0, 1]."""
+    import torch
+
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = torch.as_tensor(np.ascontiguousarray(x[i:i + batch_size]), dtype=torch.float32)
+            out.append(net(xb).argmax(-1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def deploy_and_check(model_path: Path, net: Any, test: tuple[np.ndarray, np.ndarray], target: str,
+                     data_dir: str | None, lava_samples: int, echo: Echo) -> dict[str, Any]:
+    """Compile to model.net for `target`, run `lsnn run --sim`'s library path, and measure the
+    prediction agreement between the PyTorch model and the emulator on the whole test split."""
+    from lsnn.compiler.pipeline import compile_artifact
+    from lsnn.compiler.profile import load_profile
+    from lsnn.compiler.report import format_table
+    from lsnn.runtime import report as rep
+    from lsnn.runtime.emulator import Emulator
+    from lsnn.runtime.netgraph import encode_input
+    from lsnn.runtime.runner import RunOptions, run_model
+
+    net_path = model_path.with_suffix(".net")
+    result = compile_artifact(model_path, load_profile(target=target), out=net_path)
+    echo(format_table(result.report))
+    echo(f"compile: wrote {result.net_path} and {result.report_path}")
+
+    x, y = test
+    graph = result.graph
+    em = Emulator(graph).run(encode_input(graph, x))
+    pt = torch_predictions(net, x)
+    agreement = {
+        "samples": int(len(y)),
+        "prediction_agreement": float(np.mean(em.predictions == pt)),
+        "torch_accuracy": float(np.mean(pt == y)),
+        "emulator_accuracy": float(np.mean(em.predictions == y)),
+        "differing_samples": int(np.sum(em.predictions != pt)),
+    }
+    echo(f"deploy check: PyTorch vs chip-exact emulator on {len(y)} test samples: predictions agree "
+         f"{100 * agreement['prediction_agreement']:.2f} % (accuracy {100 * agreement['torch_accuracy']:.2f} % "
+         f"vs {100 * agreement['emulator_accuracy']:.2f} %)")
+
+    report = run_model(RunOptions(net=str(net_path), data_dir=data_dir, samples=lava_samples, target=target,
+                                  progress=True))
+    report["torch_vs_emulator"] = agreement
+    run_json = rep.write_json(report, model_path.with_suffix(".run.json"))
+    fig = rep.plot(report, model_path.with_suffix(".run.png"))
+    for line in rep.summary_lines(report):
+        echo(line)
+    echo(f"run: wrote {run_json} and {fig}")
+    lv = report.get("lava") or {}
+    ag = lv.get("agreement") or {}
+    return {"net": str(net_path), "target": target, "cores": result.report.get("totals", {}).get("cores"),
+            "torch_vs_emulator": agreement,
+            "lava_bit_exact": bool(ag.get("spikes_identical")) and bool(ag.get("readout_v_identical")) if ag else None,
+            "lava_samples": lv.get("samples"),
+            "counts_per_sample": report.get("counts", {}).get("totals")}
