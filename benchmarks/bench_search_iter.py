@@ -36,7 +36,8 @@ def _worker(a: argparse.Namespace) -> dict:
     torch.set_num_threads(a.threads)
     malloc = tune_allocator() if not a.no_malloc_tuning else False
     cfg = SearchConfig(T=a.T, C=a.C, cells=a.cells, reductions=tuple(a.reductions), batch_size=a.batch,
-                       l1=5e-10, l2=5e-14, p=0.8, compconv=a.variant, save_dtype=a.save_dtype)
+                       l1=5e-10, l2=5e-14, p=0.8, compconv=a.variant, save_dtype=a.save_dtype,
+                       conv_dtype=a.conv_dtype)
     rss_import = _rss_gb()
     net = build_supernet(cfg, (3, a.hw, a.hw), 10)
     wopt, _, aopt = make_optimizers(net, cfg)
@@ -55,7 +56,8 @@ def _worker(a: argparse.Namespace) -> dict:
             "seconds_all": [round(t, 3) for t in times], "cpu_seconds_all": [round(t, 3) for t in cpu],
             "peak_rss_gb": max(rss), "rss_after_iter_gb": [round(r, 3) for r in rss],
             "rss_after_import_gb": rss_import, "params": sum(p.numel() for p in net.parameters()),
-            "malloc_tuned": malloc, "threads": torch.get_num_threads(), "torch": torch.__version__}
+            "malloc_tuned": malloc, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "conv_dtype": str(net.spike_dtype or torch.float32)}
 
 
 def _load() -> list[float]:
@@ -78,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", default="shared,naive")
     ap.add_argument("--save-dtype", default="float16", choices=["float16", "float32"])
+    ap.add_argument("--conv-dtype", default="float32", choices=["auto", "bfloat16", "float32"])
     ap.add_argument("--no-malloc-tuning", action="store_true")
     ap.add_argument("--quick", action="store_true", help="C=8, 4 cells, batch 8, T=4, 16x16, 2 iterations")
     ap.add_argument("--out", type=Path, default=RESULT)
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(_worker(a)), flush=True)
         return 0
     setting = {k: getattr(a, k) for k in ("C", "cells", "reductions", "batch", "T", "hw", "iters", "warmup",
-                                          "threads", "save_dtype")}
+                                          "threads", "save_dtype", "conv_dtype")}
     print(f"search iteration benchmark: {setting}", flush=True)
     runs = {}
     load_before = _load()
@@ -100,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, __file__, "--worker", "--variant", variant, "--C", str(a.C), "--cells", str(a.cells),
                "--batch", str(a.batch), "--T", str(a.T), "--hw", str(a.hw), "--iters", str(a.iters),
                "--warmup", str(a.warmup), "--threads", str(a.threads), "--save-dtype", a.save_dtype,
+               "--conv-dtype", a.conv_dtype,
                "--reductions", *map(str, a.reductions)] + (["--no-malloc-tuning"] if a.no_malloc_tuning else [])
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -20,7 +20,7 @@ from torch import nn
 
 from lsnn.errors import ConfigError
 from lsnn.searcher.mask import topk_mask
-from lsnn.searcher.quant import SEARCH_BITS, edmips_delta, edmips_quantize
+from lsnn.searcher.quant import EDMIPS_STEP, SEARCH_BITS, edmips_delta, edmips_quantize
 
 FIXED_BITS = 8
 
@@ -60,18 +60,32 @@ class _SpikeConvFn(torch.autograd.Function):
 
 
 def spike_conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: int = 0,
-               xq: torch.Tensor | None = None) -> torch.Tensor:
+               xq: torch.Tensor | tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
     """F.conv2d(x, w) for binary x (spikes): exact, but keeps only a uint8 copy of x for backward
     (`xq`, if given, is that copy, shared by every consumer of the same spikes)."""
     if not torch.is_grad_enabled() or not (x.requires_grad or w.requires_grad):
         return F.conv2d(x, w, None, stride, padding)
+    if isinstance(xq, (tuple, list)):   # channel parts of the copy (a cell output's nodes)
+        xq = torch.cat(xq, 1)
     return _SpikeConvFn.apply(x, w, stride, padding, xq)
 
 
-def _levels(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _deltas(w: torch.Tensor, bits: tuple[int, ...]) -> list[torch.Tensor]:
+    """quant.edmips_delta(w, b) for every b, with std(W) computed once (same formula, same values)."""
+    std = None
+    out = []
+    for b in bits:
+        if b in EDMIPS_STEP:
+            std = w.detach().float().std().clamp_min(1e-8) if std is None else std
+            out.append(EDMIPS_STEP[b] * std)
+        else:
+            out.append(edmips_delta(w, b))
+    return out
+
+
+def _levels(w: torch.Tensor, bits: int, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Q_b(w) (quant.edmips_quantize's forward value) and where its straight-through gradient is 1
     (inside the clip range, as torch.clamp's gradient)."""
-    d = edmips_delta(w, bits)
     lim = 2 ** bits / 2 - 0.5
     k = torch.floor(w / d) + 0.5          # quant.edmips_quantize's level before clamping (tests hold them equal)
     return edmips_quantize(w, bits, d), k.abs() <= lim
@@ -91,11 +105,13 @@ class _CompWeightFn(torch.autograd.Function):
         with torch.no_grad():
             if naive:
                 masks = [topk_mask(s, prune) for s in scores.unbind(0)]
-                out = sum(pi[j] * edmips_quantize(w[j], b) * masks[j] for j, b in enumerate(bits))
+                out = sum(pi[j] * edmips_quantize(w[j], b, _deltas(w[j], (b,))[0]) * masks[j]
+                          for j, b in enumerate(bits))
                 saved_mask = torch.stack(masks).to(torch.bool)
             else:
                 mask = topk_mask(scores, prune)
-                out = sum(pi[j] * edmips_quantize(w, b) for j, b in enumerate(bits)) * mask
+                ds = _deltas(w, bits)
+                out = sum(pi[j] * edmips_quantize(w, b, ds[j]) for j, b in enumerate(bits)) * mask
                 saved_mask = mask.to(torch.bool)
         ctx.save_for_backward(pi, w, saved_mask)
         ctx.bits, ctx.naive = bits, naive
@@ -111,7 +127,7 @@ class _CompWeightFn(torch.autograd.Function):
         g_s = torch.zeros_like(w) if need_s else None
         if naive:
             for j, b in enumerate(bits):
-                q, inside = _levels(w[j], b)
+                q, inside = _levels(w[j], b, _deltas(w[j], (b,))[0])
                 gm = g * mask_b[j]
                 if need_pi:
                     g_pi[j] = (gm * q).sum()
@@ -121,8 +137,9 @@ class _CompWeightFn(torch.autograd.Function):
                     g_s[j] = g * q * pi[j]
             return g_pi, g_w, g_s, None, None, None
         gm = g * mask_b
+        ds = _deltas(w, bits)
         for j, b in enumerate(bits):
-            q, inside = _levels(w, b)
+            q, inside = _levels(w, b, ds[j])
             if need_pi:
                 g_pi[j] = (gm * q).sum()
             if need_w:

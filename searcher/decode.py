@@ -2,8 +2,9 @@
 
 Per node: keep the two incoming edges with the largest max_o softmax(alpha)_o (ties: the lower
 source index) and give each its strongest op. Per cell: bits = the candidate of max beta.
-T = argmax psi + 1. The prune rate is the search's p; the masks themselves stay in the supernet
-(`extract_masks` hands them to the retrainer).
+T = argmax psi + 1. Exact ties in beta or psi (e.g. psi still uniform after its warm-up) go to
+the larger bitwidth / longer T: without evidence, do not compress. The prune rate is the
+search's p; the masks themselves stay in the supernet (`extract_masks` hands them to the retrainer).
 """
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ from lsnn.searcher.search_cell import CONV, STEPS, edge_list
 from lsnn.searcher.supernet import Supernet, aux_cell_for
 
 KEEP_EDGES = 2
+
+
+def last_argmax(a: Any) -> int:
+    """Index of the maximum, the last one on ties."""
+    v = np.asarray(a, dtype=np.float64).ravel()
+    return int(len(v) - 1 - np.argmax(v[::-1]))
 
 
 def _softmax(a: np.ndarray) -> np.ndarray:
@@ -42,7 +49,7 @@ def decode_cell(alpha: Any, beta: Any, reduction: bool, steps: int = STEPS,
         cand = [(e, i) for e, (i, jj) in enumerate(edges) if jj == j]
         ranked = sorted(cand, key=lambda ei: (-probs[ei[0]].max(), ei[1]))[:KEEP_EDGES]
         nodes.append(tuple(Edge(OP_NAMES[int(np.argmax(probs[e]))], i) for e, i in sorted(ranked, key=lambda ei: ei[1])))
-    return CellGene(reduction=reduction, bits=int(bits[int(np.argmax(b))]), nodes=tuple(nodes))
+    return CellGene(reduction=reduction, bits=int(bits[last_argmax(b)]), nodes=tuple(nodes))
 
 
 def decode_arrays(alphas: Sequence[Any], betas: Sequence[Any], psi: Any, reductions: Sequence[int], C: int,
@@ -52,7 +59,7 @@ def decode_arrays(alphas: Sequence[Any], betas: Sequence[Any], psi: Any, reducti
     if len(alphas) != len(betas):
         raise ConfigError(f"{len(alphas)} alpha arrays but {len(betas)} beta arrays")
     cells = tuple(decode_cell(a, b, k in set(reductions)) for k, (a, b) in enumerate(zip(alphas, betas)))
-    T = int(np.argmax(np.asarray(psi, dtype=np.float64))) + 1
+    T = last_argmax(psi) + 1
     return Genotype(cells=cells, T=T, C=int(C), prune_rate=float(prune_rate), num_classes=int(num_classes),
                     input_shape=tuple(int(v) for v in input_shape), aux_cell=aux_cell, meta=dict(meta or {}))
 

@@ -5,10 +5,12 @@ stride 2)}; unknown names raise an error listing the supported ones. A MixedOp m
 *currents* with softmax(alpha) (Eq. 3); the LIF of the destination node follows.
 
 Tensors are [T*B, C, H, W] (time-major, channels_last): convs run over all steps at once; only
-the LIF recurrence loops over T. `FusedLIF` is numerically the LIF of `neuron.py` (Eq. 1, hard
-reset, Dspike surrogate with a gradient for the threshold), but its backward is written by hand
-and it saves only the membrane potential: about a quarter of the autograd memory of the
-step-by-step version and far fewer kernel launches.
+the LIF recurrence loops over T. Hot-path kernels (hand-written backward, minimal saved state):
+- `FusedLIF`: the LIF of `neuron.py` (Eq. 1, hard reset, Dspike surrogate, threshold gradient);
+  saves u (optionally float16) and the spikes as bool, instead of ~5 tensors per step.
+- `conv_bn`: BN(conv(spikes)) that recomputes the conv output in backward instead of keeping it.
+- `skip_add_`: in-place current += alpha * spikes, keeping the spikes as uint8.
+Spikes are binary, so every consumer keeps a shared uint8 copy of them (1 byte, not 4).
 """
 from __future__ import annotations
 
@@ -178,7 +180,7 @@ class _SkipAddFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         xq, a = ctx.saved_tensors
-        gx = (g * a).to(ctx.dtype) if ctx.needs_input_grad[1] else None
+        gx = torch.mul(g, a, out=torch.empty_like(g, dtype=ctx.dtype)) if ctx.needs_input_grad[1] else None
         ga = (g * xq.to(ctx.dtype)).sum().reshape(a.shape) if ctx.needs_input_grad[2] else None
         return g, gx, ga, None
 
@@ -197,19 +199,24 @@ class _ConvBNFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, w: torch.Tensor, bn_w: torch.Tensor | None, bn_b: torch.Tensor | None,
-                xq: torch.Tensor, stride: int, padding: int, running_mean: torch.Tensor | None,
-                running_var: torch.Tensor | None, momentum: float, eps: float):  # type: ignore[override]
+                xq: torch.Tensor | tuple[torch.Tensor, ...], stride: int, padding: int,
+                running_mean: torch.Tensor | None, running_var: torch.Tensor | None, momentum: float,
+                eps: float):  # type: ignore[override]
         z = F.conv2d(x, w, None, stride, padding)
         y, mean, invstd = torch.native_batch_norm(z, bn_w, bn_b, running_mean, running_var, True, momentum, eps)
-        ctx.save_for_backward(xq, w, bn_w, mean, invstd)
+        # channel parts of the uint8 spikes (a cell output = its nodes' copies, joined only in backward)
+        ctx.xq_parts = tuple(xq) if isinstance(xq, (tuple, list)) else (xq,)
+        ctx.save_for_backward(w, bn_w, mean, invstd)
         ctx.stride, ctx.padding, ctx.eps, ctx.dtype, ctx.has_b = stride, padding, eps, x.dtype, bn_b is not None
         return y
 
     @staticmethod
     def backward(ctx, gy: torch.Tensor):  # type: ignore[override]
-        xq, w, bn_w, mean, invstd = ctx.saved_tensors
+        w, bn_w, mean, invstd = ctx.saved_tensors
         s, p = ctx.stride, ctx.padding
-        x = xq.to(ctx.dtype)
+        parts = ctx.xq_parts
+        x = (parts[0] if len(parts) == 1 else torch.cat(parts, 1)).to(ctx.dtype)
+        ctx.xq_parts = None
         z = F.conv2d(x, w, None, s, p)
         need = ctx.needs_input_grad
         gy = gy.contiguous(memory_format=CL) if z.dim() == 4 else gy.contiguous()
@@ -224,13 +231,15 @@ class _ConvBNFn(torch.autograd.Function):
         return gx, gw, g_bnw, g_bnb, None, None, None, None, None, None, None
 
 
-def conv_bn(x: torch.Tensor, xq: torch.Tensor | None, w: torch.Tensor, stride: int, padding: int,
+def conv_bn(x: torch.Tensor, xq: torch.Tensor | tuple[torch.Tensor, ...] | None, w: torch.Tensor, stride: int,
+            padding: int,
             bn: nn.BatchNorm2d, bn_w: torch.Tensor | None = None, bn_b: torch.Tensor | None = None,
             running_mean: torch.Tensor | None = None, running_var: torch.Tensor | None = None,
             training: bool = True) -> torch.Tensor:
     """BatchNorm(conv2d(x, w)) for binary x with the BN settings of `bn` (weight/bias/statistics may
-    be given explicitly, e.g. alpha-scaled or concatenated over edges). In training with autograd
-    the conv output is recomputed in backward; otherwise the plain ops run."""
+    be given explicitly, e.g. alpha-scaled or concatenated over edges). xq: the uint8 copy of x, or
+    its channel parts. In training with autograd the conv output is recomputed in backward;
+    otherwise the plain ops run."""
     rm = bn.running_mean if running_mean is None and bn.track_running_stats else running_mean
     rv = bn.running_var if running_var is None and bn.track_running_stats else running_var
     if bn_w is None and bn.affine:

@@ -91,7 +91,7 @@ def run_search_stage(cfg: RunConfig, data: Splits, out: Path, resume: bool, echo
         echo(f"search: already done, using {gpath}")
         return Genotype.load(gpath)
     hp = resolved_hparams(cfg)
-    scfg = _fill(SearchConfig, {**cfg.to_dict(), **hp, "epochs": cfg.search_epochs,
+    scfg = _fill(SearchConfig, {**cfg.to_dict(), **hp, "epochs": cfg.search_epochs, "a_lr": cfg.arch_lr,
                                 "num_classes": len(data.classes), "input_shape": data.input_shape})
     log_path = out / "search_log.jsonl"
     echo(f"search: {cfg.dataset}, C={cfg.C}, {cfg.cells} cells (reductions {cfg.reductions}), T<={cfg.T}, "
@@ -127,7 +127,7 @@ def run_retrain_stage(cfg: RunConfig, genotype: Genotype, data: Splits, out: Pat
     C = cfg.C_retrain or cfg.C
     if C != genotype.C:
         genotype = dataclasses.replace(genotype, C=C)
-    rcfg = _fill(RetrainConfig, {**cfg.to_dict(), "epochs": cfg.retrain_epochs,
+    rcfg = _fill(RetrainConfig, {**cfg.to_dict(), "epochs": cfg.retrain_epochs, "lr": cfg.retrain_lr,
                                  "batch_size": cfg.retrain_batch_size})
     augment = None
     if cfg.augment:

@@ -6,19 +6,19 @@ x_0, x_1 the preprocessed inputs, x_{2+j} node j. In a reduction cell the edges 
 have stride 2. Output = channel concat of the 4 nodes. Every conv of the cell (preprocessing
 included) shares the cell's beta; alpha is [14, 2] with columns in OP_NAMES order.
 
-Fast path (default): the conv edges leaving one source are run as ONE conv (their effective
-weights concatenated along Cout), their BatchNorms (batch statistics, no affine by default) and
-alpha weights become a per-channel scale and shift, and each node's current is accumulated in
-place from channel slices. Autograd then keeps one tensor per conv output instead of three
-(conv out, BN out, alpha-scaled out). `fast=False` runs the plain MixedOp modules (the reference
-the tests hold the fast path to; both update the BN running statistics identically).
+Fast path (default): the conv edges leaving one source run as ONE conv (their effective weights
+concatenated along Cout) followed by ONE BatchNorm whose weight is alpha (times the BN affine, if
+any), i.e. alpha * BN(conv) per edge; each group output is added into its nodes' float32 currents
+as soon as it exists. The conv outputs are not kept for backward (ops.conv_bn recomputes them),
+the spikes are kept as uint8 and the membranes in `save_dtype`. `fast=False` runs the plain
+MixedOp modules: the reference the tests hold the fast path to (both update the BN running
+statistics identically).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lsnn.searcher.compconv import make_compconv
@@ -46,8 +46,8 @@ class Preprocess(nn.Module):
         self.bn = nn.BatchNorm2d(cout)
         self.lif = FusedLIF(save_dtype=save_dtype, out_dtype=spike_dtype)
 
-    def forward(self, x: torch.Tensor, beta_softmax: torch.Tensor, T: int, xq: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, beta_softmax: torch.Tensor, T: int,
+                xq: torch.Tensor | tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(spikes, their uint8 copy)."""
         w = self.conv.effective_weight(beta_softmax).to(x.dtype)
         z = conv_bn(x, xq, w, self.conv.stride, self.conv.padding, self.bn, training=self.training)
@@ -60,7 +60,7 @@ class Preprocess(nn.Module):
 class CellOutput:
     out: torch.Tensor             # [T*B, steps*C, H, W] spikes (channels_last)
     rates: torch.Tensor           # [2 + steps, T]: per-step firing rate of x_0 .. x_{steps+1}
-    out_q: torch.Tensor           # uint8 copy of `out`: what its consumers keep for backward
+    out_q: tuple[torch.Tensor, ...]   # uint8 copies of the nodes (channel parts of `out`) for backward
 
 
 class SearchCell(nn.Module):
@@ -91,7 +91,8 @@ class SearchCell(nn.Module):
         return len(self.edge_src_node)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, T: int, fast: bool = True, rate_grad: bool = False,
-                q0: torch.Tensor | None = None, q1: torch.Tensor | None = None) -> CellOutput:
+                q0: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+                q1: torch.Tensor | tuple[torch.Tensor, ...] | None = None) -> CellOutput:
         """s0, s1: [T*B, C, H, W] input spikes (q0, q1: their uint8 copies, if already made)."""
         beta_sm = torch.softmax(self.beta, 0)
         alpha_sm = torch.softmax(self.alpha, -1)
@@ -103,7 +104,7 @@ class SearchCell(nn.Module):
             self._nodes_reference(xs, qs, alpha_sm, beta_sm, T)
         with torch.set_grad_enabled(rate_grad and torch.is_grad_enabled()):
             rates = torch.stack([step_rates(x, T) for x in xs])
-        return CellOutput(torch.cat(xs[2:], dim=1), rates, torch.cat(qs[2:], dim=1))
+        return CellOutput(torch.cat(xs[2:], dim=1), rates, tuple(qs[2:]))
 
     def _nodes_reference(self, xs: list[torch.Tensor], qs: list[torch.Tensor], alpha_sm: torch.Tensor,
                          beta_sm: torch.Tensor, T: int) -> None:

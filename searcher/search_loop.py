@@ -10,9 +10,6 @@ exactly where it stopped.
 """
 from __future__ import annotations
 
-import ctypes
-import dataclasses
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,15 +25,14 @@ from lsnn.searcher.decode import decode
 from lsnn.searcher.genotype import Genotype
 from lsnn.searcher.loss import search_loss
 from lsnn.searcher.search_cell import CONV
+from lsnn.searcher.search_state import (CKPT_NAME, as_tensors, load_checkpoint, resolve_conv_dtype,  # noqa: F401
+                                        save_checkpoint, tune_allocator)
 from lsnn.searcher.supernet import Supernet
-from lsnn.searcher.timestep import prefix_accuracy
+from lsnn.searcher.quant import edmips_quantize
+from lsnn.searcher.timestep import decoded_T, prefix_accuracy
 
-CKPT_NAME = "search_ckpt.pt"
-CKPT_VERSION = 1
 SAVE_DTYPES = {"float16": torch.float16, "float32": None}
 CONV_DTYPES = ("auto", "bfloat16", "float32")
-# keys that may differ between an interrupted run and its resumption
-_RESUME_FREE = {"device", "num_threads", "progress", "tune_malloc", "eval_batch_size"}
 
 
 @dataclass
@@ -70,8 +66,9 @@ class SearchConfig:
     input_shape: tuple[int, int, int] | list[int] | None = None   # None: from the data
     compconv: str = "shared"         # "shared" (Eq. 8-11) or "naive" (Eq. 4-7)
     edge_affine: bool = False
-    save_dtype: str = "float16"      # precision of the large tensors kept for backward ("float32": exact)
-    conv_dtype: str = "auto"         # spikes and CompConvs: "bfloat16", "float32", "auto" (bf16 on CPUs with it)
+    save_dtype: str = "float16"      # membranes kept for backward: "float16" (half memory) or "float32"
+    conv_dtype: str = "float32"      # CompConvs: "float32" (exact, same result on every machine), "bfloat16"
+    #                                  (~20 % faster on CPUs with native bf16), "auto" (bfloat16 where native)
     eval_batch_size: int = 256
     progress: bool = True
     tune_malloc: bool = True
@@ -125,7 +122,6 @@ class SearchResult:
             if conv.weight.dim() == 5:      # naive: the most likely branch
                 j = int(torch.argmax(beta_sm))
                 w = conv.weight[j]
-                from lsnn.searcher.quant import edmips_quantize
                 mixed_w = edmips_quantize(w, conv.bits[j])
                 mask = conv.mask(j)
             else:
@@ -133,66 +129,6 @@ class SearchResult:
         i, j = cell.edge_src_node[e]
         return (w.detach().cpu().numpy(), mixed_w.detach().cpu().numpy(), mask.detach().cpu().numpy(),
                 f"cell {k} edge x{i}->node{j}: W, e(W), W_output (p={conv.prune_rate:g})")
-
-
-def tune_allocator() -> bool:
-    """Keep freed memory in glibc's heap instead of returning it to the kernel.
-
-    Training allocates and frees the same large tensors every iteration; by default glibc serves
-    them with mmap/munmap, so every allocation page-faults fresh zeroed pages (measured: an
-    elementwise op on a fresh 64 MB tensor ~6x slower than on reused memory). Returns False where
-    mallopt is unavailable (non-glibc). Process-wide; RSS then stays at its high-water mark."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_max = -1, -4
-        ok = libc.mallopt(m_mmap_max, 0) == 1
-        ok = libc.mallopt(m_trim_threshold, 1 << 30) == 1 and ok
-        return ok
-    except (OSError, AttributeError):
-        return False
-
-
-def _as_tensors(data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x float32 [N,C,H,W] in [0,1], y int64 [N]) from NumPy or torch arrays, checked."""
-    try:
-        x, y = data
-    except (TypeError, ValueError):
-        raise DatasetError(f"{name}: expected a pair (x, y)") from None
-    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
-    if x.dim() != 4:
-        raise DatasetError(f"{name} x: expected [N, C, H, W], got shape {list(x.shape)}")
-    if y.dim() != 1 or y.shape[0] != x.shape[0]:
-        raise DatasetError(f"{name} y: expected [{x.shape[0]}] labels, got shape {list(y.shape)}")
-    if x.shape[0] == 0:
-        raise DatasetError(f"{name}: no samples")
-    if not x.is_floating_point():
-        raise DatasetError(f"{name} x: expected floating point values in [0, 1], got {x.dtype}")
-    if y.is_floating_point() or y.dtype == torch.bool:
-        raise DatasetError(f"{name} y: expected integer labels, got {y.dtype}")
-    x = x.to(torch.float32)
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        raise DatasetError(f"{name} x: values must lie in [0, 1], found [{lo:g}, {hi:g}]")
-    y = y.to(torch.int64)
-    if int(y.min()) < 0:
-        raise DatasetError(f"{name} y: labels must be >= 0, found {int(y.min())}")
-    return x, y
-
-
-def resolve_conv_dtype(name: str, device: str) -> torch.dtype | None:
-    """torch.bfloat16 or None (float32) for cfg.conv_dtype; "auto" picks bfloat16 on a CPU whose
-    oneDNN has native bfloat16 (AVX512-BF16/AMX: 2-3x faster convs), float32 elsewhere."""
-    if name == "bfloat16":
-        return torch.bfloat16
-    if name == "float32":
-        return None
-    if torch.device(device).type != "cpu":
-        return None
-    try:
-        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
-    except (AttributeError, RuntimeError):
-        return None
 
 
 def build_supernet(cfg: SearchConfig, input_shape: tuple[int, int, int], num_classes: int) -> Supernet:
@@ -249,6 +185,7 @@ def search_iteration(net: Supernet, xw: torch.Tensor, yw: torch.Tensor, xa: torc
     search_loss(net, out2, ya, cfg.l1, cfg.l2).total.backward()
     aopt.step()
     _set_trainable(weights, True)
+    net.psi.requires_grad_(True)
     return stats
 
 
@@ -288,11 +225,6 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-def _config_dict(cfg: SearchConfig) -> dict[str, Any]:
-    d = dataclasses.asdict(cfg)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-
 def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, resume: bool = False,
                on_epoch: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
     """Search, checkpointing `out_dir/search_ckpt.pt` after every epoch; returns the decoded genotype
@@ -305,8 +237,8 @@ def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, res
     if cfg.tune_malloc:
         tune_allocator()
     device = torch.device(cfg.device)
-    xtr, ytr = _as_tensors(train, "train")
-    xva, yva = _as_tensors(val, "val")
+    xtr, ytr = as_tensors(train, "train")
+    xva, yva = as_tensors(val, "val")
     shape = tuple(int(v) for v in xtr.shape[1:])
     if tuple(xva.shape[1:]) != shape:
         raise DatasetError(f"val x: sample shape {list(xva.shape[1:])} differs from train {list(shape)}")
@@ -323,7 +255,7 @@ def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, res
     start = 0
     ckpt_path = out / CKPT_NAME
     if resume and ckpt_path.is_file():
-        start, history = _load_checkpoint(ckpt_path, cfg, net, wopt, sched, aopt)
+        start, history = load_checkpoint(ckpt_path, cfg, net, wopt, sched, aopt)
     n = xtr.shape[0]
     if cfg.arch_data == "heldout":
         if n < 2:
@@ -362,12 +294,12 @@ def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, res
             seen += len(yw)
             bar.set_postfix(loss=f"{st['loss']:.3f}", ce=f"{st['ce']:.3f}")
         bar.close()
+        lr = wopt.param_groups[0]["lr"]          # the weight lr this epoch ran with
         sched.step()
         val_t = evaluate(net, xva, yva, cfg.eval_batch_size, device)
-        rec = _epoch_record(net, epoch, acc, iters, correct / max(seen, 1), val_t, time.perf_counter() - t0,
-                            wopt.param_groups[0]["lr"])
+        rec = _epoch_record(net, epoch, acc, iters, correct / max(seen, 1), val_t, time.perf_counter() - t0, lr)
         history.append(rec)
-        _save_checkpoint(ckpt_path, cfg, net, wopt, sched, aopt, epoch + 1, history)
+        save_checkpoint(ckpt_path, cfg, net, wopt, sched, aopt, epoch + 1, history)
         if on_epoch is not None:
             on_epoch(rec)
     return SearchResult(decode(net), history, net)
@@ -375,7 +307,10 @@ def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, res
 
 def _epoch_record(net: Supernet, epoch: int, acc: dict[str, float], iters: int, train_acc: float,
                   val_t: list[float], seconds: float, lr: float) -> dict[str, Any]:
-    """The per-epoch log record (plain JSON-able values)."""
+    """The per-epoch log record (plain JSON-able values). Losses and costs are epoch means of the
+    weight step; train_acc / val_acc use the logits averaged over all T steps (val_acc_per_t: over
+    the first t, val_acc_T_decoded: at the decoded T); costs are per sample; lr is the weight lr
+    the epoch ran with."""
     with torch.no_grad():
         psi = torch.softmax(net.psi, 0)
         mem = acc["mem_bits"] / iters
@@ -385,8 +320,9 @@ def _epoch_record(net: Supernet, epoch: int, acc: dict[str, float], iters: int, 
             "mem_bits": mem, "bit_synops": acc["bit_synops"] / iters, "synops": acc["synops"] / iters,
             "model_size_bytes": mem / 8.0,
             "train_acc": train_acc, "val_acc": val_t[-1], "val_acc_per_t": val_t,
+            "val_acc_T_decoded": val_t[decoded_T(net.psi) - 1],
             "psi": psi.tolist(), "T_expected": float(cm.expected_timesteps(psi)),
-            "T_decoded": int(torch.argmax(net.psi)) + 1,
+            "T_decoded": decoded_T(net.psi),
             "beta": [torch.softmax(c.beta, 0).tolist() for c in net.cells],
             "alpha": [torch.softmax(c.alpha, -1).tolist() for c in net.cells],
             "conv_share": [float(torch.softmax(c.alpha, -1)[:, CONV].mean()) for c in net.cells],
@@ -395,35 +331,3 @@ def _epoch_record(net: Supernet, epoch: int, acc: dict[str, float], iters: int, 
         }
 
 
-def _save_checkpoint(path: Path, cfg: SearchConfig, net: Supernet, wopt: Any, sched: Any, aopt: Any,
-                     epoch: int, history: list[dict[str, Any]]) -> None:
-    state = {"version": CKPT_VERSION, "config": _config_dict(cfg), "epoch": epoch, "model": net.state_dict(),
-             "w_opt": wopt.state_dict(), "w_sched": sched.state_dict(), "a_opt": aopt.state_dict(),
-             "torch_rng": torch.get_rng_state(), "history": history}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path: Path, cfg: SearchConfig, net: Supernet, wopt: Any, sched: Any, aopt: Any
-                     ) -> tuple[int, list[dict[str, Any]]]:
-    """Restore everything; the checkpoint's search settings must equal `cfg`'s."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ConfigError(f"{path}: not a readable search checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or state.get("version") != CKPT_VERSION:
-        raise ConfigError(f"{path}: search checkpoint version {state.get('version') if isinstance(state, dict) else None!r}"
-                          f" is not {CKPT_VERSION}")
-    mine = _config_dict(cfg)
-    diff = sorted(k for k in set(mine) | set(state["config"])
-                  if k not in _RESUME_FREE and mine.get(k) != state["config"].get(k))
-    if diff:
-        raise ConfigError(f"{path}: cannot resume, the search settings differ in "
-                          + ", ".join(f"{k} ({state['config'].get(k)!r} -> {mine.get(k)!r})" for k in diff))
-    net.load_state_dict(state["model"])
-    wopt.load_state_dict(state["w_opt"])
-    sched.load_state_dict(state["w_sched"])
-    aopt.load_state_dict(state["a_opt"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["epoch"]), list(state["history"])

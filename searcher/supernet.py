@@ -8,10 +8,10 @@ channels_last; the output is logits per step [T, B, K] (FC on the spatial mean o
 spikes). psi (the timestep logits over candidates 1..T) lives here as well.
 
 Precision: `spike_dtype` torch.bfloat16 makes every CompConv a bfloat16 conv (spikes are exact in
-bfloat16; weights are rounded to 8 significant bits per call, master weights stay float32) with
-float32 accumulation, BN statistics, node currents and membranes; `save_dtype` float16 keeps the
-membranes (and any large float32 tensor a BN saves) at half size for backward. Both None: plain
-float32 (or whatever dtype the module is cast to), exact.
+bfloat16; the effective weights are rounded to 8 significant bits per call, the master weights stay
+float32; oneDNN accumulates in float32, the conv output is bfloat16), with BN statistics, node
+currents and membranes in float32. `save_dtype` float16 keeps the membranes at half size for
+backward (the forward stays exact). Both None: plain float32 (or the module's dtype), exact.
 
 `cost` evaluates Eq. 12-14 and 18-20 on the forward's spike rates with the formulas of
 `cost_model` (torch in, torch out: differentiable in alpha, beta, psi and, with rate_grad, the

@@ -43,5 +43,6 @@ def prefix_accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def decoded_T(psi: torch.Tensor) -> int:
-    """T = argmax psi + 1 (the candidate counts are 1..T)."""
-    return int(torch.argmax(psi).item()) + 1
+    """T = argmax psi + 1 (the candidate counts are 1..T); ties go to the longer T."""
+    T = psi.numel()
+    return T - int(torch.argmax(psi.detach().flip(0)).item())

@@ -10,6 +10,15 @@ from lsnn.searcher.search_cell import edge_list
 from lsnn.searcher.supernet import Supernet
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors gain nothing from threads; one thread keeps the tests quick on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def crafted_alpha() -> np.ndarray:
     """Logits [14, 2] (conv, skip) with a known decode."""
     a = np.zeros((14, 2))
@@ -69,3 +78,9 @@ def test_decode_supernet_and_masks():
     assert "cell0.pre0" in masks and "cell0.node1.src2" in masks and "cell0.node1.src1" not in masks  # skip
     m = masks["cell0.node1.src2"]
     assert m.shape == (4, 4, 3, 3) and m.sum().item() == round(0.2 * m.numel())
+
+
+def test_ties_go_to_more_bits_and_longer_T():
+    g = decode_arrays([crafted_alpha()], [[0.0, 0.0, 0.0]], [0.0] * 5, reductions=[], C=4, prune_rate=0.5,
+                      num_classes=3, input_shape=(1, 8, 8))
+    assert g.T == 5 and g.cells[0].bits == 4

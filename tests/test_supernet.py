@@ -13,6 +13,15 @@ from lsnn.searcher.ops import OPS, FusedLIF, Skip, make_op
 from lsnn.searcher.search_cell import SearchCell, edge_list
 from lsnn.searcher.supernet import Supernet, aux_cell_for, backbone, quantize_input
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors gain nothing from threads; one thread keeps the tests quick on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 CL = torch.channels_last
 
 
@@ -99,12 +108,12 @@ def test_cell_structure_and_strides():
 
 @pytest.mark.parametrize("train", [True, False])
 def test_fast_path_equals_reference_mixed_ops(train):
-    net = tiny(edge_affine=train)
+    net = tiny(edge_affine=train, T=2)
     ref = copy.deepcopy(net)
     net.train(train)
     ref.train(train)
-    x = torch.rand(4, 1, 8, 8, dtype=torch.float64)
-    y = torch.randint(0, 5, (4,))
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+    y = torch.randint(0, 5, (3,))
     o1, o2 = net(x, fast=True), ref(x, fast=False)
     assert torch.equal(o1.logits, o2.logits)
     if not train:
@@ -207,3 +216,50 @@ def test_bad_configuration_errors():
         Supernet((1, 8, 8), 5, C=4, cells=3, reductions=(3,), T=2)
     with pytest.raises(ConfigError, match="input must be"):
         tiny()(torch.rand(2, 3, 8, 8, dtype=torch.float64))
+
+
+def test_conv_bn_recompute_equals_composition():
+    from torch import nn
+
+    from lsnn.searcher.ops import conv_bn
+
+    torch.manual_seed(5)
+    x = (torch.rand(6, 4, 7, 7, dtype=torch.float64) > 0.6).double().contiguous(memory_format=CL)
+    w = torch.randn(8, 4, 3, 3, dtype=torch.float64)
+    bn1, bn2 = nn.BatchNorm2d(8).double(), nn.BatchNorm2d(8).double()
+    with torch.no_grad():
+        bn1.weight.uniform_(0.5, 1.5)
+        bn1.bias.uniform_(-0.2, 0.2)
+    bn2.load_state_dict(bn1.state_dict())
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    w1, w2 = w.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    y1 = conv_bn(x1, None, w1, 2, 1, bn1)
+    y2 = bn2(torch.nn.functional.conv2d(x2, w2, None, 2, 1))
+    torch.testing.assert_close(y1, y2)
+    g = torch.randn_like(y1)
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    for a, b in ((x1.grad, x2.grad), (w1.grad, w2.grad), (bn1.weight.grad, bn2.weight.grad),
+                 (bn1.bias.grad, bn2.bias.grad), (bn1.running_mean, bn2.running_mean),
+                 (bn1.running_var, bn2.running_var)):
+        torch.testing.assert_close(a, b)
+
+
+def test_bfloat16_convs_track_float32():
+    torch.manual_seed(0)
+    a = Supernet((1, 8, 8), 5, C=4, cells=3, reductions=(1, 2), T=3, save_dtype=None)
+    b = Supernet((1, 8, 8), 5, C=4, cells=3, reductions=(1, 2), T=3, save_dtype=torch.float16,
+                 spike_dtype=torch.bfloat16)
+    b.load_state_dict(a.state_dict())
+    x = torch.rand(8, 1, 8, 8)
+    y = torch.randint(0, 5, (8,))
+    oa, ob = a(x), b(x)
+    assert ob.logits.dtype == torch.float32
+    assert torch.equal(oa.stem_rate, ob.stem_rate)                  # the stem stays float32
+    torch.testing.assert_close(ob.cell_rates[-1], oa.cell_rates[-1], atol=0.05, rtol=0)
+    la, lb = search_loss(a, oa, y, 1e-4, 1e-6).total, search_loss(b, ob, y, 1e-4, 1e-6).total
+    assert abs(la.item() - lb.item()) < 0.05
+    lb.backward()
+    grads = [p.grad for p in b.parameters() if p.grad is not None]
+    assert len(grads) == len(list(b.parameters()))                  # every parameter gets a gradient
+    assert all(torch.isfinite(g).all() for g in grads)

@@ -10,6 +10,15 @@ from lsnn.searcher.timestep import (ce_per_timestep, decoded_T, prefix_accuracy,
                                     timestep_weights, weighted_spike_count)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors gain nothing from threads; one thread keeps the tests quick on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_prefix_mean_logits_hand_values():
     logits = torch.tensor([[[1.0, 0.0]], [[3.0, 2.0]], [[5.0, 10.0]]])   # [T=3, B=1, K=2]
     m = prefix_mean_logits(logits)
@@ -55,3 +64,4 @@ def test_prefix_accuracy_and_decoded_T():
     y = torch.tensor([0, 1])
     assert prefix_accuracy(logits, y).tolist() == [2, 1]
     assert decoded_T(torch.tensor([0.1, 0.5, 0.2])) == 2
+    assert decoded_T(torch.zeros(4)) == 4                           # uniform psi: no evidence to compress
