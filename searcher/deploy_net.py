@@ -56,7 +56,7 @@ from lsnn.errors import ConfigError
 from lsnn.searcher.genotype import Genotype
 from lsnn.searcher.mask import topk_mask
 from lsnn.searcher.neuron import LIF, TAU_DEFAULT, VTH_INIT
-from lsnn.searcher.quant import edmips_delta, edmips_quantize, round_ste
+from lsnn.searcher.quant import edmips_delta, edmips_quantize, round_ste, trunc_ste
 
 
 INPUT = "input"
@@ -392,25 +392,11 @@ def lava_lif(units: torch.Tensor, scale: torch.Tensor, vth_int: torch.Tensor,
         if v is None:
             v = u_in[t]
         else:
-            v = _trunc_ste(v * (1.0 - y) * factor) + u_in[t]
+            v = trunc_ste(v * (1.0 - y) * factor) + u_in[t]
         v = torch.clamp(v, -LAVA_V_MAX, LAVA_V_MAX)
         y = spike(v * c, vth, temperature)
         out.append(y)
     return torch.stack(out, 0)
-
-
-class _TruncSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor):  # type: ignore[override]
-        return torch.trunc(x)
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        return g
-
-
-def _trunc_ste(x: torch.Tensor) -> torch.Tensor:
-    return _TruncSTE.apply(x)
 
 
 class Readout(nn.Module):

@@ -21,34 +21,35 @@ def edmips_delta(w: torch.Tensor, bits: int) -> torch.Tensor:
     return w.abs().max().clamp_min(1e-8) / (2 ** bits / 2 - 0.5)
 
 
-class _RoundSTE(torch.autograd.Function):
+class _StraightThrough(torch.autograd.Function):
+    """op(x) exactly in the forward pass, identity gradient in the backward pass."""
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor):  # type: ignore[override]
-        return torch.round(x)
+    def forward(ctx, x: torch.Tensor, op):  # type: ignore[override]
+        return op(x)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        return g
+        return g, None
 
 
-class _FloorSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor):  # type: ignore[override]
-        return torch.floor(x)
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        return g
+def _straight_through(x: torch.Tensor, op) -> torch.Tensor:
+    return _StraightThrough.apply(x, op)
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """round(x) forward, identity backward."""
-    return _RoundSTE.apply(x)
+    return _straight_through(x, torch.round)
 
 
 def floor_ste(x: torch.Tensor) -> torch.Tensor:
     """floor(x) forward, identity backward."""
-    return _FloorSTE.apply(x)
+    return _straight_through(x, torch.floor)
+
+
+def trunc_ste(x: torch.Tensor) -> torch.Tensor:
+    """trunc(x) (toward zero, as Lava's shifts of |v|) forward, identity backward."""
+    return _straight_through(x, torch.trunc)
 
 
 def edmips_quantize(w: torch.Tensor, bits: int, delta: torch.Tensor | None = None) -> torch.Tensor:
