@@ -7,12 +7,10 @@ Models (each is benchmarked if selected with --models):
   on the bundled digits test split. Its readout is a least-squares fit on the train split's spike
   counts, so the accuracy is a real number.
 - `litesnn`: a decoded LitE-SNN network (random genotype, 3 cells of 4 nodes, C=4, T=4, digits
-  input shape, random weights from `searcher.export.random_artifact`) lowered by the compiler's
-  passes (read_artifact, fold, quantize, delay_balance, sparsify) in a torch subprocess. Two
-  out-of-range values the compiler's design-rule check rejects today (stem bias_mant beyond 13
-  bits, 9-bit stem/readout weights) are worked around here only: the biases are clipped to
-  13 bits (Lava stores bias_mant as int16) and the 9-bit weights are simulated as they are. It is
-  a timing model, not an accurate classifier (random weights).
+  input shape, random weights from `searcher.export.random_artifact`) compiled for loihi2 by the
+  full compiler pipeline in a torch subprocess. A timing model, not a classifier (random weights).
+- a path to a `model.net` (e.g. `runs/digits/model.net`, the trained demo model): benchmarked on
+  the test split of the dataset it was trained on.
 
 Per model, in one process: Lava runs the first N samples (twice by default, the faster run
 counts; no spike probes, the readout's v is read at every window end) and must give the
@@ -50,27 +48,20 @@ import random, sys, dataclasses
 import numpy as np
 from lsnn.searcher.random_genotype import random_genotype
 from lsnn.searcher.export import random_artifact
-from lsnn.compiler.passes.read_artifact import read_artifact
-from lsnn.compiler.passes.fold import fold
-from lsnn.compiler.passes.quantize import quantize
-from lsnn.compiler.passes.delay_balance import delay_balance
-from lsnn.compiler.passes.sparsify import sparsify
+from lsnn.compiler.pipeline import compile_artifact
 from lsnn.compiler.profile import load_profile
 from lsnn.compiler.hdf5_io import write_net
 g0 = random_genotype(random.Random(0), cells=3, C=4, input_shape=(1, 8, 8), num_classes=10, T_min=4, T_max=4)
 art = random_artifact(g0, seed=0, dataset_info={"name": "digits"})
-prof = load_profile(target="loihi2")
-g = read_artifact(art)
-for p in (fold, quantize, delay_balance, sparsify):
-    g = p(g, prof)
-pops = [dataclasses.replace(p, bias_mant=np.clip(p.bias_mant, -4096, 4095).astype(np.int32)) for p in g.populations]
-write_net(g.with_populations(pops), sys.argv[1])
+write_net(compile_artifact(art, load_profile(target="loihi2")).graph, sys.argv[1])
 """
 
 
 def build_model(name: str, workdir: str):
     from lsnn.compiler.hdf5_io import read_net, write_net
 
+    if name.endswith(".net"):
+        return read_net(name)
     path = os.path.join(workdir, f"{name}.net")
     if name == "digits":
         from runtime_factories import digits_graph
@@ -79,7 +70,7 @@ def build_model(name: str, workdir: str):
     elif name == "litesnn":
         subprocess.run([sys.executable, "-c", LITESNN_SCRIPT, path], check=True, cwd=ROOT)
     else:
-        raise SystemExit(f"unknown model {name!r} (digits, litesnn)")
+        raise SystemExit(f"unknown model {name!r} (digits, litesnn, or a path to a model.net)")
     return read_net(path)
 
 
@@ -101,7 +92,9 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
 
     import_lava()
     g = build_model(name, workdir)
-    data = load_dataset("digits", None, "test")
+    meta = g.meta if isinstance(g.meta, dict) else {}
+    dataset = (meta.get("dataset") or {}).get("name", "digits") if isinstance(meta.get("dataset"), dict) else "digits"
+    data = load_dataset(dataset, None, "test")
     x = encode_input(g, data.x)
     xs = x[:n_lava]
     em = Emulator(g)

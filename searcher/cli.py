@@ -48,6 +48,7 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--stage", type=click.Choice(["all", "search", "retrain"]), help="Run one stage alone.")
 @click.option("--genotype", type=click.Path(dir_okay=False), help="genotype.json for --stage retrain.")
 @click.option("--target", "deploy_target", help="After retraining, compile for this bundled target and run it (default loihi2).")
+@click.option("--deploy-profile", type=click.Path(dir_okay=False), help="... or a hardware-profile YAML for that compile / run.")
 @click.option("--no-deploy", is_flag=True, help="Stop at model.pt (no compile / run).")
 @click.option("--lava-samples", type=int, help="Test samples the deploy check runs on Lava's simulator (default 8).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
@@ -64,6 +65,7 @@ def search_cmd(config_file: str | None, resume: bool, no_deploy: bool, **options
                        source=config_file or "command line")
     if no_deploy:
         cfg.deploy_target = None
+        cfg.deploy_profile = None
     if cfg.stage == "retrain" and cfg.genotype is None:
         raise ConfigError("--stage retrain needs --genotype genotype.json")
     result = run_pipeline(cfg, resume=resume, echo=click.echo)

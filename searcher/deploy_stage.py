@@ -26,10 +26,12 @@ def torch_predictions(net: Any, x: np.ndarray, batch_size: int = 256) -> np.ndar
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def deploy_and_check(model_path: Path, net: Any, test: tuple[np.ndarray, np.ndarray], target: str,
-                     data_dir: str | None, lava_samples: int, echo: Echo) -> dict[str, Any]:
-    """Compile to model.net for `target`, run `lsnn run --sim`'s library path, and measure the
-    prediction agreement between the PyTorch model and the emulator on the whole test split."""
+def deploy_and_check(model_path: Path, net: Any, test: tuple[np.ndarray, np.ndarray], target: str | None,
+                     data_dir: str | None, lava_samples: int, echo: Echo,
+                     profile: str | None = None) -> dict[str, Any]:
+    """Compile to model.net for `target` (or the profile YAML `profile`), run `lsnn run --sim`'s
+    library path, and measure the prediction agreement between the PyTorch model and the
+    emulator on the whole test split."""
     from lsnn.compiler.pipeline import compile_artifact
     from lsnn.compiler.profile import load_profile
     from lsnn.compiler.report import format_table
@@ -39,7 +41,8 @@ def deploy_and_check(model_path: Path, net: Any, test: tuple[np.ndarray, np.ndar
     from lsnn.runtime.runner import RunOptions, run_model
 
     net_path = model_path.with_suffix(".net")
-    result = compile_artifact(model_path, load_profile(target=target), out=net_path)
+    prof = load_profile(path=profile) if profile else load_profile(target=target or "loihi2")
+    result = compile_artifact(model_path, prof, out=net_path)
     echo(format_table(result.report))
     echo(f"compile: wrote {result.net_path} and {result.report_path}")
 
@@ -58,8 +61,8 @@ def deploy_and_check(model_path: Path, net: Any, test: tuple[np.ndarray, np.ndar
          f"{100 * agreement['prediction_agreement']:.2f} % (accuracy {100 * agreement['torch_accuracy']:.2f} % "
          f"vs {100 * agreement['emulator_accuracy']:.2f} %)")
 
-    report = run_model(RunOptions(net=str(net_path), data_dir=data_dir, samples=lava_samples, target=target,
-                                  progress=True))
+    report = run_model(RunOptions(net=str(net_path), data_dir=data_dir, samples=lava_samples,
+                                  target=None if profile else target, profile=profile, progress=True))
     report["torch_vs_emulator"] = agreement
     run_json = rep.write_json(report, model_path.with_suffix(".run.json"))
     fig = rep.plot(report, model_path.with_suffix(".run.png"))
@@ -68,7 +71,7 @@ def deploy_and_check(model_path: Path, net: Any, test: tuple[np.ndarray, np.ndar
     echo(f"run: wrote {run_json} and {fig}")
     lv = report.get("lava") or {}
     ag = lv.get("agreement") or {}
-    return {"net": str(net_path), "target": target, "cores": result.report.get("totals", {}).get("cores"),
+    return {"net": str(net_path), "target": profile or target, "cores": result.report.get("totals", {}).get("cores"),
             "torch_vs_emulator": agreement,
             "lava_bit_exact": bool(ag.get("spikes_identical")) and bool(ag.get("readout_v_identical")) if ag else None,
             "lava_samples": lv.get("samples"),

@@ -201,11 +201,18 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
         "bits_per_cell": [c.bits for c in genotype.cells], "prune_rate": genotype.prune_rate,
         "wall_seconds": round(time.time() - t0, 1), "model": str(model_path),
     }
-    if cfg.deploy_target:
+    _write_json(out / "summary.json", summary)
+    if cfg.deploy_target or cfg.deploy_profile:
+        from lsnn.errors import LsnnError
         from lsnn.searcher.deploy_stage import deploy_and_check
 
-        summary["deploy"] = deploy_and_check(model_path, res.net, data.test, cfg.deploy_target, cfg.data_dir,
-                                             cfg.lava_samples, echo)
+        try:
+            summary["deploy"] = deploy_and_check(model_path, res.net, data.test, cfg.deploy_target,
+                                                 cfg.data_dir, cfg.lava_samples, echo, profile=cfg.deploy_profile)
+        except LsnnError as exc:  # model.pt stands; say why the target refused it, exit non-zero
+            summary["deploy"] = {"target": cfg.deploy_profile or cfg.deploy_target, "error": str(exc)}
+            _write_json(out / "summary.json", summary)
+            raise LsnnError(f"{model_path} was written, but deploying it failed: {exc}") from None
         summary["wall_seconds"] = round(time.time() - t0, 1)
-    _write_json(out / "summary.json", summary)
+        _write_json(out / "summary.json", summary)
     return PipelineResult(out, genotype, model_path, summary)

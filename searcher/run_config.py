@@ -49,6 +49,7 @@ class RunConfig:
     device: str = "cpu"
     num_threads: int | None = None
     deploy_target: str | None = "loihi2"   # after retraining: compile + run for this target (None: stop at model.pt)
+    deploy_profile: str | None = None  # ... or a hardware-profile YAML instead of a bundled target
     lava_samples: int = 8             # samples the deploy check runs on Lava's simulator
     stage: str = "all"
     genotype: str | None = None       # for --stage retrain
