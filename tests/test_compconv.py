@@ -11,13 +11,6 @@ from lsnn.searcher.mask import topk_mask
 from lsnn.searcher.quant import edmips_quantize
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads; one thread keeps the tests quick on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 STEP = {1: 1.596, 2: 0.996, 4: 0.336}
 

@@ -10,13 +10,6 @@ from lsnn.errors import ConfigError
 from lsnn.searcher import cost_model as cm
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads; one thread keeps the tests quick on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_module_imports_without_torch():

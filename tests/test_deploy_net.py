@@ -38,13 +38,6 @@ def tiny_genotype(T: int = 3, C: int = 4, prune: float = 0.5, input_shape=(3, 8,
                     aux_cell=aux_cell)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convs are latency bound: one thread (restored afterwards) keeps the tests fast on shared cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def trained_net(g: Genotype, seed: int = 0, steps: int = 3, dtype=torch.float32) -> DeployNet:

@@ -26,12 +26,6 @@ SYN_KEYS = {"name", "kind", "src", "dst", "weight", "mask", "stride", "padding",
             "delta", "scale"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -40,12 +40,6 @@ def cfg(**kw) -> RetrainConfig:
     return RetrainConfig(**base)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _states_equal(a: dict, b: dict) -> bool:

@@ -11,13 +11,6 @@ from lsnn.searcher.search_loop import (CKPT_NAME, SearchConfig, build_supernet, 
                                        search_iteration)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads; one thread keeps the tests quick on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def stripes(n=80, seed=0):

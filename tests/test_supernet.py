@@ -14,13 +14,6 @@ from lsnn.searcher.search_cell import SearchCell, edge_list
 from lsnn.searcher.supernet import Supernet, aux_cell_for, backbone, quantize_input
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads; one thread keeps the tests quick on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 CL = torch.channels_last
 

@@ -10,13 +10,6 @@ from lsnn.searcher.timestep import (ce_per_timestep, decoded_T, prefix_accuracy,
                                     timestep_weights, weighted_spike_count)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads; one thread keeps the tests quick on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_prefix_mean_logits_hand_values():
