@@ -5,8 +5,6 @@ from typing import Any
 
 import click
 
-from lsnn.errors import ConfigError
-
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
     if value is None:
@@ -66,8 +64,6 @@ def search_cmd(config_file: str | None, resume: bool, no_deploy: bool, **options
     if no_deploy:
         cfg.deploy_target = None
         cfg.deploy_profile = None
-    if cfg.stage == "retrain" and cfg.genotype is None:
-        raise ConfigError("--stage retrain needs --genotype genotype.json")
     result = run_pipeline(cfg, resume=resume, echo=click.echo)
     s = result.summary
     if result.model_path is None:

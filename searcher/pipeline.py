@@ -108,13 +108,10 @@ def run_search_stage(cfg: RunConfig, data: Splits, out: Path, resume: bool, echo
 
 
 def _plot_weights(result: Any, path: Path) -> None:
-    """Fig. 2(c) for the largest CompConv of the searched supernet, if the search result exposes it."""
+    """Fig. 2(c) for the largest CompConv edge of the searched supernet."""
     from lsnn.searcher.plots import plot_weight_distribution
 
-    fn = getattr(result, "weight_distribution", None)
-    if fn is None:
-        return
-    w, w_mixed, mask, title = fn()
+    w, w_mixed, mask, title = result.weight_distribution()
     plot_weight_distribution(w, w_mixed, mask, path, title=title)
 
 
