@@ -12,6 +12,9 @@ Models (each is benchmarked if selected with --models):
 - a path to a `model.net` (e.g. `runs/digits/model.net`, the trained demo model): benchmarked on
   the test split of the dataset it was trained on.
 
+The emulator runs its default backend ("fast": fused torch convolutions + compiled numba LIF);
+the NumPy reference backend is timed on the whole split too, for comparison.
+
 Per model, in one process: Lava runs the first N samples (twice by default, the faster run
 counts; no spike probes, the readout's v is read at every window end) and must give the
 emulator's readout potentials and predictions exactly; one more Lava run with every
@@ -115,6 +118,10 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
     t_same = best_time(lambda: em.run(xs), repeats=15)
     t_full = best_time(lambda: em.run(x), repeats=5)
     full = em.run(x)
+    ref_em = Emulator(g, backend="numpy")                                # the NumPy reference
+    ref_em.run(xs)
+    t_ref = best_time(lambda: ref_em.run(x), repeats=3)
+    same_as_ref = bool(np.array_equal(ref_em.run(x).readout_v, full.readout_v))
     emu_same = len(xs) / t_same
     emu_full = len(x) / t_full
     lava_sps = len(xs) / lava_wall
@@ -129,7 +136,10 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
                  "wall_s": lava_wall, "samples_per_s": lava_sps, "steady_samples_per_s": lava_steady},
         "emulator": {"same_samples": len(xs), "same_samples_s": t_same, "same_samples_per_s": emu_same,
                      "full_split_samples": len(x), "full_split_s": t_full, "full_split_samples_per_s": emu_full,
-                     "batch": em.batch, "accuracy_full_split": float(np.mean(full.predictions == data.y))},
+                     "batch": em.batch, "backend": em.backend,
+                     "accuracy_full_split": float(np.mean(full.predictions == data.y)),
+                     "numpy_reference_full_split_samples_per_s": len(x) / t_ref,
+                     "numpy_reference_identical": same_as_ref},
         "lava_accuracy_same_samples": float(np.mean(lr.predictions == data.y[:len(xs)])),
         "outputs_identical": outputs_identical,
         "every_layer_every_step_identical": None if not verify else spikes is None,

@@ -32,10 +32,13 @@ from lsnn.errors import LsnnError
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Figure of spike rates and SynOps (default: NET with suffix .run.png).")
 @click.option("--no-plot", is_flag=True, help="Do not draw the figure.")
+@click.option("--emulator-backend", type=click.Choice(["auto", "fast", "numpy"]), default="auto", show_default=True,
+              help="fast: fused torch convolutions + compiled numba LIF; numpy: the reference (same integers).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run_cmd(net: Optional[str], sim: bool, hw: bool, data_dir: Optional[str], dataset: Optional[str], split: str,
             samples: int, limit: Optional[int], engine: str, target: Optional[str], profile_path: Optional[str],
-            output: Optional[str], plot_path: Optional[str], no_plot: bool, quiet: bool) -> None:
+            output: Optional[str], plot_path: Optional[str], no_plot: bool, emulator_backend: str,
+            quiet: bool) -> None:
     """Run a compiled NET (model.net) on Lava and the integer emulator; report accuracy,
     Lava-vs-emulator agreement, measured vs predicted SynOps, energy and latency."""
     if net is None:
@@ -51,7 +54,8 @@ def run_cmd(net: Optional[str], sim: bool, hw: bool, data_dir: Optional[str], da
     from lsnn.runtime.runner import RunOptions, run_model
 
     opts = RunOptions(net=net, data_dir=data_dir, dataset=dataset, split=split, samples=samples, limit=limit,
-                      engine=engine, target=target, profile=profile_path, hw=hw, progress=not quiet)
+                      engine=engine, target=target, profile=profile_path, hw=hw, progress=not quiet,
+                      emulator_backend=emulator_backend)
     report = run_model(opts)
     stem = Path(net)
     out = Path(output) if output else stem.with_suffix(".run.json")

@@ -4,11 +4,14 @@ Two schedules of the same integer arithmetic (docs/SEMANTICS.md sections 3-4):
 
 - `Emulator.run` ("ideal time", the fast path): no pipeline delay, as the trained model runs. The
   net is feed-forward, so each population is computed for all T steps of a batch of samples at
-  once: one GEMM per synapse group over (T x batch) (im2col for convs, exact in float32/float64
-  because every partial sum is an integer bounded below 2^24 / 2^53, checked per group), then
-  the LIF recurrence as a short loop over T (`lif_fixed`): Lava's int32 operations, or, where
-  the group bounds prove that no current decay or 24-bit wrap can occur, an exact fused float64
-  form. Groups fed by the (static) input are computed once per sample and reused at every step.
+  once: when its spikes exist it pushes them through its outgoing synapse groups into its
+  destinations' int32 inputs, then each destination runs the LIF recurrence over T. Two backends
+  of identical integers: "fast" (conv groups leaving one population with one geometry as one
+  torch float32 convolution, exact because every partial sum is an integer below 2^24, checked
+  per group; the LIF as compiled numba kernels, `kernels`) and "numpy" (the reference: one
+  im2col GEMM per group in float32/float64, the LIF in `lif_fixed`). Where the group bounds prove
+  that no current decay or 24-bit wrap can occur, both use an exact float64 form of the LIF.
+  Groups fed by the (static) input are computed once per sample and reused at every step.
 - `step_pipeline` (the oracle): Lava's schedule step by step: every synapse adds one step, each
   edge its extra `delay`, LIFReset zeroes a population at steps s with s % T == (1 + depth) % T,
   samples stream one per T steps, the input is a ring buffer of `N*T + max depth` columns (zero
@@ -20,7 +23,8 @@ Two schedules of the same integer arithmetic (docs/SEMANTICS.md sections 3-4):
 
 Synapse outputs follow Lava's processes: `Conv` wraps each output to 24 bits, `Dense`/`Sparse`
 to int32, the neuron's InPort sums in int32. Layout inside: activations are channels-last
-[M, H, W, C] (uint8 spikes); results are returned as (C, H, W). NumPy only (no torch, no Lava).
+[M, H, W, C] (uint8 spikes); results are returned as (C, H, W). No Lava; torch and numba only
+in the "fast" backend.
 """
 from __future__ import annotations
 
@@ -29,120 +33,12 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from lsnn.compiler.ir import INPUT_NAME, Graph, SynapseGroup
-from lsnn.runtime.lif_fixed import (LifParams, fast_path_ok, lif_run_fast, lif_step, reset_state,
-                                    signed_clamp)
-from lsnn.runtime.netgraph import (Timing, check_input_int, check_runnable, effective_weight,
-                                   input_is_graded)
+from lsnn.compiler.ir import INPUT_NAME, Graph
+from lsnn.runtime.lif_fixed import LifParams, fast_path_ok, lif_run_fast, lif_step, reset_state
+from lsnn.runtime.netgraph import Timing, check_input_int, check_runnable, input_is_graded
+from lsnn.runtime.synapse_ops import FusedConv, SynapseOp, fuse_by_source
 
-_F32_EXACT = 2 ** 24
-_F64_EXACT = 2 ** 53
-_COLS_BYTES = 2 * 2 ** 20       # im2col chunk budget (small chunks stay in cache: ~1.5x faster)
 _LIF_CHUNK = 2 ** 16            # neurons per LIF update call (cache-sized, ~1.3x faster)
-
-
-# ----------------------------------------------------------------------------------------------
-# synapse groups as the chip applies them
-
-
-class SynapseOp:
-    """One synapse group: x [M, Hs, Ws, Cs] (int) -> int32 [M, Hd, Wd, Cg] as Lava delivers it."""
-
-    def __init__(self, s: SynapseGroup, graph: Graph) -> None:
-        self.name = s.name
-        self.kind = s.kind
-        self.src = s.src
-        self.dst = s.dst
-        self.offset = s.dst_channel_offset
-        self.stride = s.stride
-        self.padding = s.padding
-        cs, hs, ws = graph.shape_of(s.src)
-        cd, hd, wd = graph.shape_of(s.dst)
-        self.src_shape = (cs, hs, ws)
-        self.out_hw = (hd, wd)
-        graded = s.src == INPUT_NAME and input_is_graded(graph)
-        max_in = (1 << graph.input.bits) - 1 if graded else 1
-        w = effective_weight(s)
-        self.weight = w
-        if s.kind == "conv":
-            o, ci, kh, kw = w.shape
-            self.channels = o
-            self.kernel = (kh, kw)
-            self.taps = [(i, j) for i in range(kh) for j in range(kw) if np.any(w[:, :, i, j])]
-            bound = int(np.abs(w).reshape(o, -1).sum(axis=1).max()) * max_in
-            wmat = np.stack([w[:, :, i, j].T for i, j in self.taps]) if self.taps else \
-                np.zeros((0, ci, o), dtype=np.int64)
-            self.wmat_int = wmat.reshape(-1, o)
-            self.wrap_bits: Optional[int] = 24 if bound >= 2 ** 23 else None   # Conv: signed 24-bit
-        elif s.kind == "dense":
-            o = w.shape[0]
-            self.channels = o
-            # C-major (C, H, W) columns -> our channels-last flattening (H, W, C)
-            self.wmat_int = w.reshape(o, cs, hs, ws).transpose(0, 2, 3, 1).reshape(o, -1).T.copy()
-            bound = int(np.abs(w).sum(axis=1).max()) * max_in
-            self.wrap_bits = 32 if bound >= 2 ** 31 else None                  # int32 channel
-        else:  # identity
-            self.channels = cs
-            bound = abs(int(w)) * max_in
-            self.wrap_bits = 32 if bound >= 2 ** 31 else None
-            self.scalar = int(w)
-        self.bound = bound          # max |output| of one step (before Lava's wrap)
-        self.max_in = max_in
-        if bound < _F32_EXACT:
-            self.ftype: Optional[type] = np.float32
-        elif bound < _F64_EXACT:
-            self.ftype = np.float64
-        else:
-            self.ftype = None                                                  # int64 (slow, exact)
-        if s.kind != "identity":
-            self.wmat = self.wmat_int.astype(self.ftype) if self.ftype else self.wmat_int
-
-    def _finish(self, out: np.ndarray) -> np.ndarray:
-        if self.wrap_bits is None:
-            return out.astype(np.int32)
-        return signed_clamp(out.astype(np.int64), self.wrap_bits).astype(np.int32)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        m = x.shape[0]
-        hd, wd = self.out_hw
-        if self.kind == "identity":
-            s = self.stride
-            sub = x[:, ::s, ::s, :]
-            if self.wrap_bits is None:
-                return sub.astype(np.int32) * np.int32(self.scalar)
-            return self._finish(sub.astype(np.int64) * self.scalar)
-        if self.kind == "dense":
-            flat = x.reshape(m, -1)
-            dt = self.ftype or np.int64
-            return self._finish(flat.astype(dt) @ self.wmat).reshape(m, 1, 1, self.channels)
-        # conv via im2col over the taps that hold a non-zero weight: the columns are gathered in
-        # the input's own narrow dtype (uint8 spikes), converted once, then one GEMM
-        o = self.channels
-        if not self.taps:
-            return np.zeros((m, hd, wd, o), dtype=np.int32)
-        p, s = self.padding, self.stride
-        ci = x.shape[3]
-        if x.dtype != np.uint8:
-            x = x.astype(np.int16 if self.max_in < 2 ** 15 else np.int32, copy=False)
-        k = len(self.taps) * ci
-        dt = self.ftype or np.int64
-        per_sample = hd * wd * k * (np.dtype(dt).itemsize + x.dtype.itemsize)
-        chunk = max(1, min(m, _COLS_BYTES // max(per_sample, 1)))
-        out = np.empty((m, hd, wd, o), dtype=np.int32)
-        hs, ws = x.shape[1], x.shape[2]
-        for a in range(0, m, chunk):
-            b = min(m, a + chunk)
-            if p:
-                xp = np.zeros((b - a, hs + 2 * p, ws + 2 * p, ci), dtype=x.dtype)
-                xp[:, p:p + hs, p:p + ws] = x[a:b]
-            else:
-                xp = x[a:b]
-            cols = np.empty((b - a, hd, wd, len(self.taps), ci), dtype=x.dtype)
-            for t, (i, j) in enumerate(self.taps):
-                cols[:, :, :, t, :] = xp[:, i:i + s * (hd - 1) + 1:s, j:j + s * (wd - 1) + 1:s, :]
-            res = cols.reshape(-1, k).astype(dt) @ self.wmat
-            out[a:b] = self._finish(res).reshape(b - a, hd, wd, o)
-        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,31 +95,57 @@ class PipelineTrace:
 # the emulator
 
 
+BACKENDS = ("auto", "fast", "numpy")
+
+
+def resolve_backend(backend: str) -> str:
+    """"fast" or "numpy" for a requested backend; "auto" is "fast" when torch and numba import."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown emulator backend {backend!r} (one of {', '.join(BACKENDS)})")
+    if backend == "numpy":
+        return backend
+    try:
+        import numba  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        if backend == "fast":
+            raise
+        return "numpy"
+    return "fast"
+
+
 class Emulator:
     """Integer emulator of `graph` (an integer-stage compiler Graph), bit-exact to Lava fixed_pt."""
 
-    def __init__(self, graph: Graph, *, max_batch: int = 256, act_budget_bytes: int = 96 * 2 ** 20) -> None:
+    def __init__(self, graph: Graph, *, max_batch: int = 256, act_budget_bytes: int = 96 * 2 ** 20,
+                 backend: str = "auto") -> None:
+        """`backend`: "fast" (conv groups fused per source as exact float32 torch convolutions,
+        compiled numba LIF), "numpy" (the reference: one im2col GEMM per group, array LIF), or
+        "auto" (fast when torch and numba import). Both give identical integers."""
+        self.backend = resolve_backend(backend)
         self.timing = check_runnable(graph)
         self.graph = graph
         self.T = graph.T
         self.ops = [SynapseOp(s, graph) for s in graph.synapses]
         self.incoming = {p.name: [op for op in self.ops if op.dst == p.name] for p in graph.populations}
+        # what each source pushes to its destinations once its spikes exist
+        outgoing: dict[str, list[SynapseOp]] = {}
+        for op in self.ops:
+            outgoing.setdefault(op.src, []).append(op)
+        self.outgoing = {src: (fuse_by_source(ops) if self.backend == "fast" else list(ops))
+                         for src, ops in outgoing.items()}
         self.params = {p.name: LifParams.make(p.du, p.dv, p.bias_mant, p.bias_exp, p.vth_mant)
                        for p in graph.populations}
         # exact shortcut of the LIF when no current decay and no 24-bit wrap can occur
         self.fast = {p.name: fast_path_ok(self.params[p.name], sum(op.bound for op in self.incoming[p.name]))
                      for p in graph.populations}
-        # last population (in topological order) that reads each source: free its spikes after
-        order = {p.name: i for i, p in enumerate(graph.populations)}
-        self.last_use: dict[str, int] = {}
-        for op in self.ops:
-            self.last_use[op.src] = max(self.last_use.get(op.src, -1), order[op.dst])
-        # batch size: the int32 input of the largest population plus the live spikes (uint8),
-        # both over T x batch, within budget (im2col is chunked separately)
-        biggest = max(int(np.prod(p.shape)) for p in graph.populations)
-        live = sum(int(np.prod(p.shape)) for p in graph.populations)
-        per_sample = self.T * (biggest * 4 + live)
+        # batch size: the workspace (int32 input and uint8 spikes of every population) and the
+        # widest fused conv output (float32 + int32), over T x batch, within budget (im2col is
+        # chunked separately)
+        sizes = [int(np.prod(p.shape)) for p in graph.populations]
+        per_sample = self.T * (5 * sum(sizes) + 8 * max(sizes))
         self.batch = int(max(1, min(max_batch, act_budget_bytes // max(per_sample, 1))))
+        self._ws: Optional[dict[str, dict[str, np.ndarray]]] = None
 
     # -- ideal time ------------------------------------------------------------------------
 
@@ -235,7 +157,7 @@ class Emulator:
         n = x_int.shape[0]
         T = self.T
         counts = {p.name: np.zeros(T, dtype=np.int64) for p in g.populations}
-        maps = {p.name: np.zeros(p.shape, dtype=np.int64) for p in g.populations}
+        maps = {p.name: np.zeros(p.shape[1:] + p.shape[:1], dtype=np.int64) for p in g.populations}
         ro = g.population(g.readout)
         k = ro.shape[0]
         readout_v = np.zeros((n, k), dtype=np.int32)
@@ -249,9 +171,17 @@ class Emulator:
 
             def consume(name: str, s: np.ndarray, a: int = a, b: int = b) -> None:
                 # s: [T, B, H, W, C] uint8 spikes of population `name` for samples a..b
-                counts[name] += s.reshape(T, -1).sum(axis=1, dtype=np.int64)
-                maps[name] += s.sum(axis=(0, 1), dtype=np.int64).transpose(2, 0, 1)
-                per_sample[a:b] += s.reshape(T, b - a, -1).sum(axis=(0, 2), dtype=np.int64)
+                if self.backend == "fast":
+                    from lsnn.runtime import kernels
+
+                    tb = np.empty((b - a, T), np.int64)
+                    kernels.spike_counts(s.reshape(T, b - a, -1), tb, maps[name].reshape(-1))
+                    counts[name] += tb.sum(axis=0)
+                    per_sample[a:b] += tb.sum(axis=1)
+                else:
+                    counts[name] += s.reshape(T, -1).sum(axis=1, dtype=np.int64)
+                    maps[name] += s.sum(axis=(0, 1), dtype=np.int64)
+                    per_sample[a:b] += s.reshape(T, b - a, -1).sum(axis=(0, 2), dtype=np.int64)
                 if spikes is not None:
                     spikes[name][a:b] = s.transpose(1, 0, 4, 2, 3)
 
@@ -261,58 +191,101 @@ class Emulator:
             if progress is not None:
                 progress(b - a)
         preds = np.argmax(readout_v, axis=1).astype(np.int64)
+        maps = {name: m.transpose(2, 0, 1) for name, m in maps.items()}
         return EmulatorResult(predictions=preds, readout_v=readout_v, readout_trace=readout_trace,
                               spike_counts=counts, spike_maps=maps, input_events=input_events,
                               num_samples=n, T=T, spikes=spikes, per_sample_spikes=per_sample)
 
+    def warm_up(self) -> None:
+        """Run one all-zero sample: loads the compiled kernels (JIT on the first use ever, then
+        from numba's disk cache) and sets up torch's convolutions, so that timing `run` measures
+        throughput, not start-up."""
+        self.run(np.zeros((1,) + self.graph.input.shape, np.int32))
+
+    def _workspace(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per-population buffers for a full batch, allocated once per emulator and reused: fresh
+        memory page-faults on first touch, which costs as much as the arithmetic here."""
+        if self._ws is None:
+            n = self.T * self.batch
+            shapes = {p.name: (n,) + p.shape[1:] + p.shape[:1] for p in self.graph.populations}
+            self._ws = {"pending": {k: np.zeros(v, np.int32) for k, v in shapes.items()},
+                        "spikes": {k: np.zeros(v, np.uint8) for k, v in shapes.items()}}
+        return self._ws
+
+    def _push(self, src: str, x: np.ndarray, pending: dict[str, np.ndarray], reps: int) -> None:
+        """Add what population (or input) `src` sends, x [M, H, W, C], into the pending int32
+        inputs [reps * M, ...] of its destinations (Lava's InPort sum; int32 addition wraps like
+        it). `reps` = T for the static input (one result, every step), 1 otherwise."""
+        for item in self.outgoing.get(src, []):
+            pairs = item(x) if isinstance(item, FusedConv) else [(item, item(x))]
+            for op, y in pairs:
+                buf = pending[op.dst]
+                view = buf.reshape((reps, y.shape[0]) + buf.shape[1:])
+                view[..., op.offset:op.offset + op.channels] += y[None]
+
     def _run_batch(self, x_int: np.ndarray, consume: Callable[[str, np.ndarray], None]) -> np.ndarray:
-        """Ideal-time run of one batch; hands each population's spikes to `consume`; returns the
-        readout's v trace [B, T, K]."""
+        """Ideal-time run of one batch: populations in topological order, each pushing its spikes
+        to its destinations' pending inputs as soon as they exist; hands each population's spikes
+        to `consume`; returns the readout's v trace [B, T, K]."""
         g = self.graph
         T = self.T
         bsz = x_int.shape[0]
         x_hwc = np.ascontiguousarray(x_int.transpose(0, 2, 3, 1))            # [B, H, W, C] int32
         if not input_is_graded(g):
             x_hwc = (x_hwc != 0).astype(np.uint8)                            # binary payload
-        acts: dict[str, np.ndarray] = {}
+        ws = self._workspace()
+        pending = {name: buf[:T * bsz] for name, buf in ws["pending"].items()}
+        for buf in pending.values():
+            buf.fill(0)
+        self._push(INPUT_NAME, x_hwc, pending, T)
         readout_trace = np.zeros((bsz, T, g.population(g.readout).shape[0]), dtype=np.int32)
-        for i, p in enumerate(g.populations):
+        for p in g.populations:
             c, h, w = p.shape
-            a = np.zeros((T, bsz, h, w, c), dtype=np.int32)
-            for op in self.incoming[p.name]:
-                sl = slice(op.offset, op.offset + op.channels)
-                if op.src == INPUT_NAME:
-                    a[..., sl] += op(x_hwc)[None]                             # static input
-                else:
-                    src = acts[op.src]
-                    y = op(src.reshape((T * bsz,) + src.shape[2:]))
-                    a[..., sl] += y.reshape((T, bsz) + y.shape[1:])
-            par = self.params[p.name]
-            par = LifParams(par.du, par.dv, par.bias.reshape(1, 1, 1, c), par.vth_eff)
-            s = np.empty((T, bsz, h, w, c), dtype=np.uint8)
+            a = pending.pop(p.name).reshape(T, bsz, h, w, c)
+            s = ws["spikes"][p.name][:T * bsz].reshape(T, bsz, h, w, c)
             is_readout = p.name == g.readout
-            if self.fast[p.name]:
-                step = max(1, _LIF_CHUNK // (h * w * c))
-                tr = np.empty((T, bsz, h, w, c), np.int32) if is_readout else None
-                for i0 in range(0, bsz, step):
-                    i1 = min(bsz, i0 + step)
-                    lif_run_fast(a[:, i0:i1], par, s[:, i0:i1], None if tr is None else tr[:, i0:i1])
-                if is_readout:
-                    readout_trace[:] = tr.reshape(T, bsz, c).transpose(1, 0, 2)
-            else:
-                u = np.zeros((bsz, h, w, c), dtype=np.int32)
-                v = np.zeros((bsz, h, w, c), dtype=np.int32)
-                for t in range(T):
-                    s[t] = lif_step(u, v, a[t], par)
-                    if is_readout:
-                        readout_trace[:, t] = v.reshape(bsz, c)
+            tr = self._lif(p.name, a, s, is_readout)
+            if is_readout:
+                readout_trace[:] = tr.reshape(T, bsz, c).transpose(1, 0, 2)
             del a
             consume(p.name, s)
-            if self.last_use.get(p.name, -1) > i:
-                acts[p.name] = s
-            for src in [k for k in acts if self.last_use[k] <= i]:
-                del acts[src]
+            self._push(p.name, s.reshape(T * bsz, h, w, c), pending, 1)
         return readout_trace
+
+    def _lif(self, name: str, a: np.ndarray, s: np.ndarray, want_trace: bool) -> Optional[np.ndarray]:
+        """T LIF steps from rest of population `name` on its input a [T, B, H, W, C] (int32, may
+        be overwritten); spikes into s (uint8, same shape); returns v after every step if
+        `want_trace`."""
+        T, bsz, h, w, c = a.shape
+        par = self.params[name]
+        tr = np.empty(a.shape, np.int32) if want_trace else None
+        if self.backend == "fast":
+            from lsnn.runtime import kernels
+
+            n = bsz * h * w * c
+            bias = np.ascontiguousarray(par.bias.reshape(-1), dtype=np.int32)
+            trace = tr.reshape(T, n) if tr is not None else np.empty((0, 0), np.int32)
+            if self.fast[name]:
+                kernels.lif_run_nodecay(a.reshape(T, n), c, par.dv, bias, par.vth_eff, s.reshape(T, n),
+                                        trace, want_trace)
+            else:
+                kernels.lif_run(a.reshape(T, n), c, par.du, par.dv, bias, par.vth_eff, s.reshape(T, n),
+                                trace, want_trace)
+            return tr
+        par = LifParams(par.du, par.dv, par.bias.reshape(1, 1, 1, c), par.vth_eff)
+        if self.fast[name]:
+            step = max(1, _LIF_CHUNK // (h * w * c))
+            for i0 in range(0, bsz, step):
+                i1 = min(bsz, i0 + step)
+                lif_run_fast(a[:, i0:i1], par, s[:, i0:i1], None if tr is None else tr[:, i0:i1])
+        else:
+            u = np.zeros((bsz, h, w, c), dtype=np.int32)
+            v = np.zeros((bsz, h, w, c), dtype=np.int32)
+            for t in range(T):
+                s[t] = lif_step(u, v, a[t], par)
+                if tr is not None:
+                    tr[t] = v
+        return tr
 
     # -- Lava's schedule ---------------------------------------------------------------------
 

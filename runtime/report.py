@@ -103,8 +103,9 @@ def summary_lines(report: dict) -> list[str]:
                f"{g['neurons']} neurons, T={g['T']}, pipeline latency {g['latency']} steps")
     em = report.get("emulator")
     if em:
-        out.append(f"emulator: {em['samples']} {report['dataset']}/{report['split']} samples, accuracy "
-                   f"{em['accuracy']:.4f}, {em['wall_s']:.2f} s ({em['samples_per_s']:.1f} samples/s)")
+        out.append(f"emulator ({em.get('backend', 'numpy')}): {em['samples']} {report['dataset']}/{report['split']} "
+                   f"samples, accuracy {em['accuracy']:.4f}, {em['wall_s']:.2f} s ({em['samples_per_s']:.1f} samples/s; "
+                   f"start-up {em.get('startup_s', 0.0):.2f} s)")
     lv = report.get("lava")
     if lv:
         line = (f"lava ({lv['backend']}): {lv['samples']} samples, accuracy {lv['accuracy']:.4f}, "

@@ -37,6 +37,7 @@ class RunOptions:
     profile: Optional[str] = None     # or a profile YAML
     hw: bool = False
     progress: bool = True
+    emulator_backend: str = "auto"    # fast (numba + torch), numpy (reference) or auto
 
 
 def load_graph(path: str) -> Graph:
@@ -138,9 +139,15 @@ def run_model(opts: RunOptions) -> dict[str, Any]:
         "trained": (graph.meta.get("metrics") or {}) if isinstance(graph.meta, dict) else {},
     }
     em_res: Optional[EmulatorResult] = None
-    emulator = Emulator(graph)
+    try:
+        emulator = Emulator(graph, backend=opts.emulator_backend)
+    except (ValueError, ImportError) as e:
+        raise LsnnError(f"emulator backend '{opts.emulator_backend}': {e}") from None
     if opts.engine in ("emulator", "both"):
         n_em = len(y) if opts.limit is None else min(opts.limit, len(y))
+        t0 = time.perf_counter()
+        emulator.warm_up()
+        startup = time.perf_counter() - t0
         bar = _bar(n_em, "emulator", opts.progress)
         t0 = time.perf_counter()
         try:
@@ -150,7 +157,7 @@ def run_model(opts: RunOptions) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         report["emulator"] = {"samples": n_em, "accuracy": float(np.mean(em_res.predictions == y[:n_em])),
                               "wall_s": wall, "samples_per_s": n_em / wall if wall > 0 else float("inf"),
-                              "batch": emulator.batch}
+                              "batch": emulator.batch, "backend": emulator.backend, "startup_s": startup}
     counts_source = "emulator"
     count_res = em_res
     n_lava = min(opts.samples, len(y))
