@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+import numpy as np
+
 from lsnn.compiler.ir import Graph
 from lsnn.compiler.profile import Profile
 
@@ -37,6 +39,38 @@ def _energy_estimate(graph: Graph, profile: Profile, metrics: Mapping[str, Any])
     return {"formula": "synops * E_synop + neurons * T * E_neuron + spikes * E_spike (per sample)",
             "synops": float(synops), "neuron_updates": updates, "spikes": spikes,
             "synaptic_pj": e_syn, "neuron_pj": e_neu, "spike_pj": e_spk, "total_pj": e_syn + e_neu + e_spk}
+
+
+V_CLIP = 2 ** 23 - 1            # the chip's 24-bit potential clip (Lava: +-(2^23 - 1))
+
+
+def readout_headroom(graph: Graph) -> Optional[dict[str, Any]]:
+    """Worst case of the readout's potential (every input spiking at every step): the largest
+    per-step input sum_f |w| into one readout neuron, and T * (64 * that + |bias|), against the
+    chip's 24-bit clip. Past it, saturated classes tie and the prediction can differ from an
+    unclipped float readout; models retrained with lif_mode "lava" include the clip. None before
+    the integer stage."""
+    if graph.stage != "integer":
+        return None
+    ro = graph.population(graph.readout)
+    per = np.zeros(ro.shape[0], dtype=np.int64)
+    for s in graph.synapses:
+        if s.dst != ro.name:
+            continue
+        w = np.abs(np.asarray(s.weight).astype(np.int64))
+        if s.mask is not None:
+            w = np.where(s.mask, w, 0)
+        if s.kind == "identity":
+            rows = np.full(graph.shape_of(s.src)[0], int(w))
+        else:
+            rows = w.reshape(w.shape[0], -1).sum(axis=1)
+        per[s.dst_channel_offset:s.dst_channel_offset + len(rows)] += rows
+    bias = np.abs(np.asarray(ro.bias_mant).astype(np.int64))
+    bias = bias << ro.bias_exp if ro.bias_exp >= 0 else bias >> -ro.bias_exp
+    worst = graph.T * (64 * per + bias)
+    return {"max_input_per_step": int(per.max()), "worst_case_potential": int(worst.max()), "clip": V_CLIP,
+            "may_saturate": bool(worst.max() > V_CLIP), "current_may_wrap": bool(64 * int(per.max()) >= 2 ** 23),
+            "classes_that_may_saturate": int((worst > V_CLIP).sum())}
 
 
 def build_report(graph: Graph, profile: Profile, timings: Optional[Mapping[str, float]] = None,
@@ -79,6 +113,7 @@ def build_report(graph: Graph, profile: Profile, timings: Optional[Mapping[str, 
         "layers": layers, "populations": pops, "totals": totals,
         "predicted": predicted or None,
         "energy_estimate": _energy_estimate(graph, profile, metrics),
+        "readout_headroom": readout_headroom(graph),
     }
     if pl is not None:
         report["per_core_max"] = {"neurons": int(pl.core_neurons.max()), "memory_bits": int(pl.core_memory_bits.max()),
@@ -122,6 +157,12 @@ def format_table(report: Mapping[str, Any]) -> str:
     if pred:
         lines.append("predicted (artifact): " + ", ".join(f"{k} {v:,.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
                                                           for k, v in pred.items() if v is not None))
+    head = report.get("readout_headroom")
+    if head and head["may_saturate"]:
+        wrap = "; its per-step current can even wrap" if head["current_may_wrap"] else ""
+        lines.append(f"note: readout worst case {head['worst_case_potential']:,} exceeds the chip's 24-bit clip "
+                     f"({head['clip']:,}) for {head['classes_that_may_saturate']} classes{wrap}: dense inputs "
+                     f"saturate it (retraining with lif_mode 'lava' includes the clip)")
     est = report.get("energy_estimate")
     if est:
         lines.append(f"energy on {tgt['name']} (per sample, from the artifact's SynOps and rates): "

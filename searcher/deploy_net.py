@@ -366,6 +366,7 @@ def _fused_lif(cur: torch.Tensor, vth: torch.Tensor, T: int, tau: float, tempera
 LAVA_DV = 3277            # round(4096 * (1 - 0.2)): Lava's v decay, v <- trunc(v * (4096 - dv) / 4096)
 LAVA_ACT_SHIFT = 6        # a_in << 6, bias << 6, vth << 6
 LAVA_V_MAX = 2 ** 23 - 1  # v is clipped to +-(2^23 - 1)
+LAVA_ACT_SHIFT_MUL = float(1 << LAVA_ACT_SHIFT)
 
 
 def lava_lif(units: torch.Tensor, scale: torch.Tensor, vth_int: torch.Tensor,
@@ -399,14 +400,38 @@ def lava_lif(units: torch.Tensor, scale: torch.Tensor, vth_int: torch.Tensor,
     return torch.stack(out, 0)
 
 
+def lava_readout_increments(a: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The chip's readout on per-step synaptic input a [T, B, K] and bias [K] (integers, units of
+    s_R), Lava's LIF with du = 4095, dv = 0: current u_t = a_t << 6 with Lava's one-sided 24-bit
+    wrap, potential v_t = clip(v_{t-1} + u_t + 64 * bias, +-(2^23 - 1)). Returns the increments
+    (v_t - v_{t-1}) / 64, so their sum over t is v_T / 64 and argmax is what Lava predicts,
+    saturation included. Gradients go straight through the wrap and the clip (a saturated wrong
+    class is still pushed down)."""
+    m = LAVA_ACT_SHIFT_MUL
+    half = float(2 ** 23)
+    v = torch.zeros_like(a[0])
+    out = []
+    for t in range(a.shape[0]):
+        u = m * a[t]
+        u = u + ((u > half).double() * -2 * half + (u <= -half).double() * 2 * half).to(u.dtype).detach()
+        raw = v + u + m * bias
+        nv = raw + (torch.clamp(raw, -LAVA_V_MAX, LAVA_V_MAX) - raw).detach()
+        out.append((nv - v) / m)
+        v = nv
+    return torch.stack(out, 0)
+
+
 class Readout(nn.Module):
-    """Global average pool + FC at `bits` (range rule), per step: logits_t = s_R * (w_int @ sum_hw x + b_int)."""
+    """Global average pool + FC at `bits` (range rule), per step: logits_t = s_R * (w_int @ sum_hw x + b_int);
+    with `clip_lava` (lif_mode "lava") the chip's 24-bit current wrap and potential clip are applied
+    to the running sum (`lava_readout_increments`), so the prediction is exactly the chip's."""
 
     def __init__(self, name: str, srcs: Sequence[str], src_channels: Sequence[int], hw: tuple[int, int],
-                 num_classes: int, bits: int = 7, bias_limit: Optional[int] = None) -> None:
+                 num_classes: int, bits: int = 7, bias_limit: Optional[int] = None, clip_lava: bool = False) -> None:
         super().__init__()
         self.name = name
         self.kind = "readout"
+        self.clip_lava = bool(clip_lava)
         self.bias_limit = bias_limit
         self.srcs = tuple(srcs)
         self.src_channels = tuple(int(c) for c in src_channels)
@@ -438,7 +463,11 @@ class Readout(nn.Module):
         q = self.quant()
         feats = [acts[s].sum(dim=(2, 3)) for s in self.srcs]   # exact spike counts per channel
         f = feats[0] if len(feats) == 1 else torch.cat(feats, 1)
-        acc = f.double() @ q.w_int[0].double().t() + q.bias_int.double()
+        if self.clip_lava:
+            a = (f.double() @ q.w_int[0].double().t()).view(T, B, self.num_classes)
+            acc = lava_readout_increments(a, q.bias_int.double())
+        else:
+            acc = f.double() @ q.w_int[0].double().t() + q.bias_int.double()
         logits = (q.scale.double() * acc).to(f.dtype)
         return logits.view(T, B, self.num_classes)
 
@@ -552,7 +581,7 @@ class DeployNet(nn.Module):
                 aux_in = c_cur * len(nodes)
         self.pops = nn.ModuleList(pops)
         self.readout = Readout("readout", [n for n, _ in s1], [c for _, c in s1], hw1, self.num_classes, self.fc_bits,
-                               bias_limit=self.bias_limit)
+                               bias_limit=self.bias_limit, clip_lava=lif_mode == "lava")
         self.aux_cell = genotype.aux_cell if (aux and aux_in is not None) else None
         self.aux_head = nn.Linear(aux_in, self.num_classes) if self.aux_cell is not None else None
         self._index = {p.name: i for i, p in enumerate(self.pops)}

@@ -107,3 +107,34 @@ def test_emit_second_rename_failure_removes_first(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="rename failed"):
         compile_artifact(chain_artifact(), LOIHI2, out=tmp_path / "m.net")
     assert os.listdir(tmp_path) == [] and len(calls) >= 2
+
+
+def test_readout_headroom_hand_computed():
+    """Readout fed by a dense group [[3, -4, 0], [1, 1, 1]] from A and [[0], [2]] from the input:
+    per-step worst inputs 7 and 5; bias 10 << 6 on class 0; T = 4 -> 4 * (64 * 7 + 640) = 4352."""
+    import dataclasses
+
+    from lsnn.compiler.report import readout_headroom
+    from runtime_factories import _input, dense, lif, make_graph, readout
+
+    pops = [lif("A", (3, 1, 1)), dataclasses.replace(readout("out", 2, bias=[10, 0]), bias_exp=6)]
+    syns = [dense("in.A", "input", "A", np.ones((3, 1), np.int32)),
+            dense("A.out", "A", "out", np.array([[3, -4, 0], [1, 1, 1]], np.int32)),
+            dense("in.out", "input", "out", np.array([[0], [2]], np.int32))]
+    g = make_graph(_input((1, 1, 1), 1), pops, syns, T=4)
+    h = readout_headroom(g)
+    assert h["max_input_per_step"] == 7
+    assert h["worst_case_potential"] == 4 * (64 * 7 + (10 << 6))
+    assert not h["may_saturate"] and not h["current_may_wrap"]
+    big = g.with_synapses([syns[0], dataclasses.replace(syns[1], weight=np.full((2, 3), 50000, np.int32)), syns[2]])
+    hb = readout_headroom(big)                           # 150,000 per step: 64 x that > 2^23
+    assert hb["may_saturate"] and hb["current_may_wrap"] and hb["classes_that_may_saturate"] == 2
+    assert "exceeds the chip's 24-bit clip" in format_table({**_minimal_report(), "readout_headroom": hb})
+    assert readout_headroom(g.replace(stage="float")) is None
+
+
+def _minimal_report() -> dict:
+    return {"layers": [], "totals": {"cores": 1, "chips": 1, "neurons": 1, "synapses": 1, "synaptic_memory_bits": 8,
+                                     "model_size_bytes": 1, "model_size_bytes_searched_bits": 1, "T": 1,
+                                     "latency_steps": 1, "steps_per_sample": 2},
+            "target": {"name": "t", "max_chips": 1, "cores_per_chip": 1}}

@@ -463,3 +463,22 @@ def test_fused_lif_float64_and_single_step():
         y2.sum().backward()
         assert torch.equal(y1, y2.reshape(y1.shape))
         assert torch.allclose(c1.grad, c2.grad) and torch.allclose(vth.grad, vth2.grad)
+
+
+def test_lava_readout_wraps_the_current_and_clips_the_potential_like_the_chip():
+    from lsnn.searcher.deploy_net import lava_readout_increments
+
+    def run(a_seq, bias=0.0):
+        a = torch.tensor(a_seq, dtype=torch.float64).view(len(a_seq), 1, 1)
+        return lava_readout_increments(a, torch.tensor([bias], dtype=torch.float64)).view(-1).tolist()
+
+    # v = 6.4e6, then clip(12.8e6) = 2^23 - 1: increments 100000 and (8388607 - 6400000) / 64
+    assert run([100000, 100000]) == [100000.0, (8388607 - 6400000) / 64]
+    assert run([-100000, -100000]) == [-100000.0, (-8388607 + 6400000) / 64]
+    # a << 6 = 8,960,000 > 2^23: Lava's one-sided wrap subtracts 2^24 -> u = -7,817,216
+    assert run([140000]) == [-7817216 / 64]
+    assert run([0, 0, 0], bias=10.0) == [10.0, 10.0, 10.0]           # bias << 6 each step
+    a = torch.full((3, 2, 4), 100000.0, dtype=torch.float64, requires_grad=True)
+    lava_readout_increments(a, torch.zeros(4, dtype=torch.float64)).sum().backward()
+    assert torch.equal(a.grad, torch.ones_like(a))                   # straight through
+
