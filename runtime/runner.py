@@ -143,23 +143,9 @@ def run_model(opts: RunOptions) -> dict[str, Any]:
         emulator = Emulator(graph, backend=opts.emulator_backend)
     except (ValueError, ImportError) as e:
         raise LsnnError(f"emulator backend '{opts.emulator_backend}': {e}") from None
-    if opts.engine in ("emulator", "both"):
-        n_em = len(y) if opts.limit is None else min(opts.limit, len(y))
-        t0 = time.perf_counter()
-        emulator.warm_up()
-        startup = time.perf_counter() - t0
-        bar = _bar(n_em, "emulator", opts.progress)
-        t0 = time.perf_counter()
-        try:
-            em_res = emulator.run(x_int[:n_em], progress=bar.update)
-        finally:
-            bar.close()
-        wall = time.perf_counter() - t0
-        report["emulator"] = {"samples": n_em, "accuracy": float(np.mean(em_res.predictions == y[:n_em])),
-                              "wall_s": wall, "samples_per_s": n_em / wall if wall > 0 else float("inf"),
-                              "batch": emulator.batch, "backend": emulator.backend, "startup_s": startup}
-    counts_source = "emulator"
-    count_res = em_res
+    lava_trace = None
+    # Lava first: its processes are forked from this one, and forking after torch / numba have
+    # started their thread pools (the emulator's fast backend) is what fork-safety advice warns of
     n_lava = min(opts.samples, len(y))
     if opts.engine in ("lava", "both") and n_lava > 0:
         from lsnn.runtime.lava_run import run_lava
@@ -186,9 +172,27 @@ def run_model(opts: RunOptions) -> dict[str, Any]:
             "compared": "every population's spikes at every Lava step; readout v at every window end",
         }
         report["lava"] = lava
-        if count_res is None:
-            count_res = result_from_trace(graph, lr.trace, xl)
-            counts_source = "lava"
+        lava_trace = (lr.trace, xl)
+    if opts.engine in ("emulator", "both"):
+        n_em = len(y) if opts.limit is None else min(opts.limit, len(y))
+        t0 = time.perf_counter()
+        emulator.warm_up()
+        startup = time.perf_counter() - t0
+        bar = _bar(n_em, "emulator", opts.progress)
+        t0 = time.perf_counter()
+        try:
+            em_res = emulator.run(x_int[:n_em], progress=bar.update)
+        finally:
+            bar.close()
+        wall = time.perf_counter() - t0
+        report["emulator"] = {"samples": n_em, "accuracy": float(np.mean(em_res.predictions == y[:n_em])),
+                              "wall_s": wall, "samples_per_s": n_em / wall if wall > 0 else float("inf"),
+                              "batch": emulator.batch, "backend": emulator.backend, "startup_s": startup}
+    counts_source = "emulator"
+    count_res = em_res
+    if count_res is None and lava_trace is not None:
+        count_res = result_from_trace(graph, *lava_trace)
+        counts_source = "lava"
     if count_res is None:
         raise LsnnError("nothing was run (engine lava with --samples 0)")
     report["counts_source"] = counts_source

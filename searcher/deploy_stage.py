@@ -46,6 +46,9 @@ def deploy_and_check(model_path: Path, net: Any, test: tuple[np.ndarray, np.ndar
     echo(format_table(result.report))
     echo(f"compile: wrote {result.net_path} and {result.report_path}")
 
+    # `lsnn run` first: it starts Lava (forked processes) before the emulator's thread pools exist
+    report = run_model(RunOptions(net=str(net_path), data_dir=data_dir, samples=lava_samples,
+                                  target=None if profile else target, profile=profile, progress=True))
     x, y = test
     graph = result.graph
     em = Emulator(graph).run(encode_input(graph, x))
@@ -61,8 +64,6 @@ def deploy_and_check(model_path: Path, net: Any, test: tuple[np.ndarray, np.ndar
          f"{100 * agreement['prediction_agreement']:.2f} % (accuracy {100 * agreement['torch_accuracy']:.2f} % "
          f"vs {100 * agreement['emulator_accuracy']:.2f} %)")
 
-    report = run_model(RunOptions(net=str(net_path), data_dir=data_dir, samples=lava_samples,
-                                  target=None if profile else target, profile=profile, progress=True))
     report["torch_vs_emulator"] = agreement
     run_json = rep.write_json(report, model_path.with_suffix(".run.json"))
     fig = rep.plot(report, model_path.with_suffix(".run.png"))

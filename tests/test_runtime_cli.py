@@ -43,7 +43,7 @@ def test_emulator_run_writes_report_and_plot(digits_net, tmp_path):
     assert t["measured_synops"] > 0 and t["predicted_synops"] > 0 and t["ratio"] > 0
     assert rep["counts"]["energy"]["profile"] == "loihi2" and rep["counts"]["energy"]["measured_pj"] > 0
     assert fig.is_file() and fig.stat().st_size > 1000
-    assert "emulator: 40 digits/test samples" in r.stdout and "SynOps/sample" in r.stdout
+    assert "emulator (fast): 40 digits/test samples" in r.stdout and "SynOps/sample" in r.stdout
 
 
 def test_default_paths_and_target(digits_net):
@@ -102,3 +102,18 @@ def test_lava_only_counts_from_lavas_spikes(digits_net, tmp_path):
     assert r.exit_code == 0, (r.stdout, r.stderr)
     rep = json.loads(out.read_text())
     assert "emulator" not in rep and rep["counts_source"] == "lava" and rep["counts"]["num_samples"] == 2
+
+
+def test_both_emulator_backends_give_the_same_report(digits_net, tmp_path):
+    reps = {}
+    for be in ("fast", "numpy"):
+        out = tmp_path / f"{be}.json"
+        r = run(digits_net, "--engine", "emulator", "--limit", "30", "--emulator-backend", be, "-o", out,
+                "--no-plot", "--quiet")
+        assert r.exit_code == 0, (r.stdout, r.stderr)
+        reps[be] = json.loads(out.read_text())
+        assert reps[be]["emulator"]["backend"] == be and reps[be]["emulator"]["startup_s"] >= 0
+    assert reps["fast"]["emulator"]["accuracy"] == reps["numpy"]["emulator"]["accuracy"]
+    assert reps["fast"]["counts"] == reps["numpy"]["counts"]
+    bad = run(digits_net, "--emulator-backend", "gpu")
+    assert bad.exit_code == 2 and "'gpu' is not one of 'auto', 'fast', 'numpy'" in bad.stderr
