@@ -492,8 +492,9 @@ class Graph:
     """The whole network: input, populations in topological order, synapse groups, timing.
 
     `T`: timesteps per sample; `latency`: pipeline depth of the readout (set by delay_balance,
-    0 = unset); `readout`: the name of the output population; `meta`: JSON-able extras (artifact
-    metrics, dataset, provenance).
+    0 = unset); `readout`: the name of the output population; `readout_parts` G: the readout
+    holds G partial copies of the K classes (neuron g * K + k), summed by the host before the
+    argmax (set by split_readout); `meta`: JSON-able extras (artifact metrics, dataset, provenance).
     """
 
     input: InputNode
@@ -506,6 +507,7 @@ class Graph:
     placement: Optional[Placement] = None
     meta: Mapping[str, Any] = field(default_factory=dict)
     version: int = IR_VERSION
+    readout_parts: int = 1
 
     def __post_init__(self) -> None:
         where = "graph"
@@ -543,6 +545,10 @@ class Graph:
             _fail(where, "a graph needs at least one population")
         if self.readout not in index or pops[index[self.readout]].kind != "readout":
             _fail(where, f"readout '{self.readout}' is not a population of kind 'readout'")
+        object.__setattr__(self, "readout_parts", _int(self.readout_parts, where, "readout_parts", lo=1))
+        if pops[index[self.readout]].shape[0] % self.readout_parts:
+            _fail(where, f"readout '{self.readout}' has {pops[index[self.readout]].shape[0]} neurons, "
+                         f"not a multiple of readout_parts {self.readout_parts}")
         names = set()
         covered = {p.name: np.zeros(p.shape[0], dtype=bool) for p in pops}
         incoming = {p.name: 0 for p in pops}
@@ -654,6 +660,23 @@ class Graph:
     def with_synapses(self, syns: Iterable[SynapseGroup]) -> "Graph":
         return replace(self, synapses=tuple(syns))
 
+    @property
+    def num_classes(self) -> int:
+        """K: readout neurons / readout_parts."""
+        return self.population(self.readout).shape[0] // self.readout_parts
+
+    def class_scores(self, v: np.ndarray) -> np.ndarray:
+        """Per-class scores [N, K] (int64) from readout potentials v [N, G*K]: the host's sum of
+        the G parts (neuron g * K + k is part g of class k)."""
+        v = np.asarray(v).astype(np.int64)
+        return v.reshape(v.shape[0], self.readout_parts, -1).sum(axis=1)
+
+    def predictions(self, v: np.ndarray) -> np.ndarray:
+        """argmax of `class_scores` (first index on ties), int64 [N]."""
+        if len(v) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.argmax(self.class_scores(v), axis=1).astype(np.int64)
+
     # -- serialisation -----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -662,7 +685,7 @@ class Graph:
                 "populations": [p.to_dict() for p in self.populations],
                 "synapses": [s.to_dict() for s in self.synapses],
                 "placement": None if self.placement is None else self.placement.to_dict(),
-                "meta": dict(self.meta)}
+                "meta": dict(self.meta), "readout_parts": self.readout_parts}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Graph":
@@ -675,7 +698,7 @@ class Graph:
                        synapses=tuple(SynapseGroup.from_dict(s) for s in d["synapses"]),
                        T=d["T"], readout=d["readout"], latency=d["latency"], stage=d["stage"],
                        placement=None if d.get("placement") is None else Placement.from_dict(d["placement"]),
-                       meta=d.get("meta") or {}, version=version)
+                       meta=d.get("meta") or {}, version=version, readout_parts=d.get("readout_parts", 1))
         except KeyError as exc:
             raise IRError(f"graph: missing key {exc}") from None
 

@@ -22,6 +22,7 @@ from lsnn.compiler.passes.place import place
 from lsnn.compiler.passes.quantize import quantize
 from lsnn.compiler.passes.read_artifact import read_artifact
 from lsnn.compiler.passes.sparsify import sparsify
+from lsnn.compiler.passes.split_readout import split_readout
 from lsnn.compiler.profile import Profile
 from lsnn.compiler.report import build_report
 
@@ -30,6 +31,7 @@ PassFn = Callable[[Graph, Profile], Graph]
 PASSES: tuple[tuple[str, PassFn], ...] = (
     ("fold", fold),
     ("quantize", quantize),
+    ("split_readout", split_readout),
     ("sparsify", sparsify),
     ("delay_balance", delay_balance),
     ("check_rules", check_rules),

@@ -70,7 +70,7 @@ def readout_headroom(graph: Graph) -> Optional[dict[str, Any]]:
     worst = graph.T * (64 * per + bias)
     return {"max_input_per_step": int(per.max()), "worst_case_potential": int(worst.max()), "clip": V_CLIP,
             "may_saturate": bool(worst.max() > V_CLIP), "current_may_wrap": bool(64 * int(per.max()) >= 2 ** 23),
-            "classes_that_may_saturate": int((worst > V_CLIP).sum())}
+            "neurons_that_may_saturate": int((worst > V_CLIP).sum())}
 
 
 def build_report(graph: Graph, profile: Profile, timings: Optional[Mapping[str, float]] = None,
@@ -161,7 +161,7 @@ def format_table(report: Mapping[str, Any]) -> str:
     if head and head["may_saturate"]:
         wrap = "; its per-step current can even wrap" if head["current_may_wrap"] else ""
         lines.append(f"note: readout worst case {head['worst_case_potential']:,} exceeds the chip's 24-bit clip "
-                     f"({head['clip']:,}) for {head['classes_that_may_saturate']} classes{wrap}: dense inputs "
+                     f"({head['clip']:,}) for {head['neurons_that_may_saturate']} readout neurons{wrap}: dense inputs "
                      f"saturate it (retraining with lif_mode 'lava' includes the clip)")
     est = report.get("energy_estimate")
     if est:

@@ -17,8 +17,8 @@ from lsnn.errors import LsnnError
 @click.argument("net", type=click.Path(dir_okay=False, path_type=str), required=False)
 @click.option("--sim", is_flag=True, help="Lava's CPU simulator, Loihi2SimCfg(fixed_pt) (the default).")
 @click.option("--hw", is_flag=True, help="Loihi 2 hardware via lava-loihi (must be installed).")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Dataset folder (not needed for 'digits').")
+@click.option("--data", "data_dir", type=click.Path(path_type=str), default=None,
+              help="Dataset folder or archive (.tar / .tar.xz; not needed for 'digits').")
 @click.option("--dataset", default=None, help="Dataset name (default: the one the net was trained on).")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--samples", type=int, default=8, show_default=True, help="Samples run on Lava.")

@@ -49,8 +49,8 @@ _LIF_CHUNK = 2 ** 16            # neurons per LIF update call (cache-sized, ~1.3
 class EmulatorResult:
     """What `Emulator.run` measured on N samples (ideal time, steps t = 1..T).
 
-    `readout_v` [N, K]: the readout's v after step T (the prediction is its argmax, first index on
-    ties); `readout_trace` [N, T, K]: v after every step. `spike_counts[pop]` [T]: spikes per step
+    `readout_v` [N, G*K]: the readout's v after step T (the prediction is the argmax of the
+    per-class sum over the G readout parts, `Graph.predictions`, first index on ties); `readout_trace` [N, T, K]: v after every step. `spike_counts[pop]` [T]: spikes per step
     summed over samples and neurons; `spike_maps[pop]` [C, H, W]: spikes per neuron summed over
     steps and samples; `input_events` [C, H, W]: (sample, step) pairs with a non-zero input value
     (graded events; = spikes for binary input); `spikes[pop]` [N, T, C, H, W] uint8 if recorded.
@@ -190,7 +190,7 @@ class Emulator:
             readout_v[a:b] = trace[:, -1]
             if progress is not None:
                 progress(b - a)
-        preds = np.argmax(readout_v, axis=1).astype(np.int64)
+        preds = g.predictions(readout_v)                  # the host's sum of readout parts, argmax
         maps = {name: m.transpose(2, 0, 1) for name, m in maps.items()}
         return EmulatorResult(predictions=preds, readout_v=readout_v, readout_trace=readout_trace,
                               spike_counts=counts, spike_maps=maps, input_events=input_events,

@@ -72,7 +72,7 @@ def load_inputs(graph: Graph, opts: RunOptions):
     if tuple(data.input_shape) != tuple(graph.input.shape):
         raise LsnnError(f"dataset '{name}' has input shape {tuple(data.input_shape)} (C, H, W) but "
                         f"{opts.net} expects {tuple(graph.input.shape)}")
-    k = graph.population(graph.readout).shape[0]
+    k = graph.num_classes
     if data.num_classes != k:
         raise LsnnError(f"dataset '{name}' has {data.num_classes} classes but {opts.net} has {k} outputs")
     return name, data

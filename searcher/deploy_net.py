@@ -421,17 +421,41 @@ def lava_readout_increments(a: torch.Tensor, bias: torch.Tensor) -> torch.Tensor
     return torch.stack(out, 0)
 
 
+def readout_parts(src_channels: Sequence[int], hw: tuple[int, int], axon_limit: Optional[int]) -> list[torch.Tensor]:
+    """Channel indices (into the concatenated readout input) of each part the compiler's
+    split_readout pass will cut a readout with this input into for a core of `axon_limit` input
+    axons (one part, all channels, if None or if it fits)."""
+    total = sum(int(c) for c in src_channels)
+    positions = int(hw[0]) * int(hw[1])
+    if axon_limit is None or total * positions <= axon_limit:
+        return [torch.arange(total)]
+    from lsnn.compiler.passes.split_readout import plan_parts
+
+    plan = plan_parts([(int(c), positions) for c in src_channels], int(axon_limit))
+    if plan is None:                       # one channel alone is too wide: the compiler cannot split
+        return [torch.arange(total)]
+    offsets = [0]
+    for c in src_channels:
+        offsets.append(offsets[-1] + int(c))
+    return [torch.cat([torch.arange(offsets[i] + c0, offsets[i] + c1) for i, c0, c1 in part]) for part in plan]
+
+
 class Readout(nn.Module):
     """Global average pool + FC at `bits` (range rule), per step: logits_t = s_R * (w_int @ sum_hw x + b_int);
     with `clip_lava` (lif_mode "lava") the chip's 24-bit current wrap and potential clip are applied
-    to the running sum (`lava_readout_increments`), so the prediction is exactly the chip's."""
+    to the running sum (`lava_readout_increments`), per part when the readout's fan-in exceeds
+    `axon_limit` input axons (the compiler's split_readout cuts it there; the host adds the
+    parts), so the prediction is exactly the chip's."""
 
     def __init__(self, name: str, srcs: Sequence[str], src_channels: Sequence[int], hw: tuple[int, int],
-                 num_classes: int, bits: int = 7, bias_limit: Optional[int] = None, clip_lava: bool = False) -> None:
+                 num_classes: int, bits: int = 7, bias_limit: Optional[int] = None, clip_lava: bool = False,
+                 axon_limit: Optional[int] = None) -> None:
         super().__init__()
         self.name = name
         self.kind = "readout"
         self.clip_lava = bool(clip_lava)
+        self.axon_limit = None if axon_limit is None else int(axon_limit)
+        self.parts = readout_parts(src_channels, hw, self.axon_limit)
         self.bias_limit = bias_limit
         self.srcs = tuple(srcs)
         self.src_channels = tuple(int(c) for c in src_channels)
@@ -464,8 +488,12 @@ class Readout(nn.Module):
         feats = [acts[s].sum(dim=(2, 3)) for s in self.srcs]   # exact spike counts per channel
         f = feats[0] if len(feats) == 1 else torch.cat(feats, 1)
         if self.clip_lava:
-            a = (f.double() @ q.w_int[0].double().t()).view(T, B, self.num_classes)
-            acc = lava_readout_increments(a, q.bias_int.double())
+            w = q.w_int[0].double()
+            acc = 0.0
+            for g, idx in enumerate(self.parts):       # each part clips on its own; the host adds them
+                a = (f.double()[:, idx] @ w[:, idx].t()).view(T, B, self.num_classes)
+                bias = q.bias_int.double() if g == 0 else torch.zeros_like(q.bias_int, dtype=torch.float64)
+                acc = acc + lava_readout_increments(a, bias)
         else:
             acc = f.double() @ q.w_int[0].double().t() + q.bias_int.double()
         logits = (q.scale.double() * acc).to(f.dtype)
@@ -495,12 +523,14 @@ class DeployNet(nn.Module):
             bias mantissa at the SEMANTICS exponent; None: no clamp. vth_int is clamped to
             [0, 2^17 - 1] (17-bit unsigned threshold mantissa; `vth << 6` fits 24 bits).
         lif_mode: "float" (Eq. 1, tau = 0.2; docs/SEMANTICS.md 3) or "lava" (Lava's integer LIF).
+        readout_axon_limit: input axons per core of the deploy target; with lif_mode "lava" the
+            readout is modelled in the parts the compiler splits it into (None: one part).
     """
 
     def __init__(self, genotype: Genotype, C: Optional[int] = None, in_bits: int = 8, stem_bits: Optional[int] = None,
                  fc_bits: int = 7, pre_bits: Optional[int] = None, tau: float = TAU_DEFAULT, vth_init: float = VTH_INIT,
                  aux: bool = True, bn_eps: float = 1e-5, bn_momentum: float = 0.1, lif_mode: str = "float",
-                 bias_limit: Optional[int] = 4095) -> None:
+                 bias_limit: Optional[int] = 4095, readout_axon_limit: Optional[int] = None) -> None:
         super().__init__()
         if lif_mode not in LIF_MODES:
             raise ConfigError(f"unknown lif_mode '{lif_mode}' (supported: {', '.join(LIF_MODES)})")
@@ -581,7 +611,8 @@ class DeployNet(nn.Module):
                 aux_in = c_cur * len(nodes)
         self.pops = nn.ModuleList(pops)
         self.readout = Readout("readout", [n for n, _ in s1], [c for _, c in s1], hw1, self.num_classes, self.fc_bits,
-                               bias_limit=self.bias_limit, clip_lava=lif_mode == "lava")
+                               bias_limit=self.bias_limit, clip_lava=lif_mode == "lava",
+                               axon_limit=readout_axon_limit)
         self.aux_cell = genotype.aux_cell if (aux and aux_in is not None) else None
         self.aux_head = nn.Linear(aux_in, self.num_classes) if self.aux_cell is not None else None
         self._index = {p.name: i for i, p in enumerate(self.pops)}

@@ -125,7 +125,7 @@ def export_artifact(net: DeployNet, genotype: Optional[Genotype] = None, dataset
     m["spike_rates"] = {str(k): float(v) for k, v in (m.get("spike_rates") or {}).items()}
     tr = {"seed": None, "epochs": None, "batch_size": None, "preset": None, "l1": None, "l2": None,
           "p": float(genotype.prune_rate), "lava_dl": _lava_dl_version(), "torch": torch.__version__.split("+")[0],
-          "lif_mode": net.lif_mode}
+          "lif_mode": net.lif_mode, "readout_axon_limit": getattr(net.readout, "axon_limit", None)}
     if train_info:
         tr.update(train_info)
     art = {

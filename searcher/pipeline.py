@@ -115,6 +115,16 @@ def _plot_weights(result: Any, path: Path) -> None:
     plot_weight_distribution(w, w_mixed, mask, path, title=title)
 
 
+def readout_axon_limit(cfg: RunConfig) -> int:
+    """Input axons per core of the deploy target (its profile; loihi2 without one): where the
+    compiler splits the readout, which a lava-mode retrain models."""
+    from lsnn.compiler.profile import load_profile
+
+    prof = load_profile(path=cfg.deploy_profile) if cfg.deploy_profile else load_profile(
+        target=cfg.deploy_target or "loihi2")
+    return int(prof.input_axons_per_core)
+
+
 def run_retrain_stage(cfg: RunConfig, genotype: Genotype, data: Splits, out: Path, resume: bool,
                       echo: Echo) -> tuple[Any, dict[str, Any]]:
     """Retrain the decoded network in deployable form; returns (net, result summary)."""
@@ -125,7 +135,8 @@ def run_retrain_stage(cfg: RunConfig, genotype: Genotype, data: Splits, out: Pat
     if C != genotype.C:
         genotype = dataclasses.replace(genotype, C=C)
     rcfg = _fill(RetrainConfig, {**cfg.to_dict(), "epochs": cfg.retrain_epochs, "lr": cfg.retrain_lr,
-                                 "batch_size": cfg.retrain_batch_size})
+                                 "batch_size": cfg.retrain_batch_size,
+                                 "readout_axon_limit": readout_axon_limit(cfg)})
     augment = None
     if cfg.augment:
         from lsnn.searcher.datasets import crop_flip

@@ -69,6 +69,7 @@ class RetrainConfig:
     fc_bits: int = 7                     # 7: integers +-127, Loihi's 8-bit weights
     pre_bits: Optional[int] = None       # None: preprocessing convs at the cell's bits, pruned (search space)
     lif_mode: str = "lava"               # "lava": the chip's integer LIF in the loop (bit-exact deploy); "float": Eq. 1, tau 0.2
+    readout_axon_limit: Optional[int] = None   # deploy target's input axons per core: the readout's parts (lava mode)
 
     def validate(self) -> "RetrainConfig":
         for k in ("batch_size", "eval_batch_size"):
@@ -111,7 +112,8 @@ def build_net(genotype: Genotype, cfg: RetrainConfig) -> DeployNet:
     """The DeployNet for `genotype` (width genotype.C), initialised from `cfg.seed` (deterministic)."""
     torch.manual_seed(int(cfg.seed))
     return DeployNet(genotype, in_bits=cfg.in_bits, stem_bits=cfg.stem_bits, fc_bits=cfg.fc_bits,
-                     pre_bits=cfg.pre_bits, aux=cfg.aux_weight > 0, lif_mode=cfg.lif_mode)
+                     pre_bits=cfg.pre_bits, aux=cfg.aux_weight > 0, lif_mode=cfg.lif_mode,
+                     readout_axon_limit=cfg.readout_axon_limit)
 
 
 def param_groups(net: DeployNet, weight_decay: float) -> list[dict[str, Any]]:

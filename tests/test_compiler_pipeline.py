@@ -19,7 +19,7 @@ LOIHI2 = load_profile(target="loihi2")
 
 
 def test_pass_order():
-    assert [name for name, _ in PASSES] == ["fold", "quantize", "sparsify", "delay_balance", "check_rules", "place"]
+    assert [name for name, _ in PASSES] == ["fold", "quantize", "split_readout", "sparsify", "delay_balance", "check_rules", "place"]
 
 
 def test_compile_writes_net_and_report(tmp_path):
@@ -128,7 +128,7 @@ def test_readout_headroom_hand_computed():
     assert not h["may_saturate"] and not h["current_may_wrap"]
     big = g.with_synapses([syns[0], dataclasses.replace(syns[1], weight=np.full((2, 3), 50000, np.int32)), syns[2]])
     hb = readout_headroom(big)                           # 150,000 per step: 64 x that > 2^23
-    assert hb["may_saturate"] and hb["current_may_wrap"] and hb["classes_that_may_saturate"] == 2
+    assert hb["may_saturate"] and hb["current_may_wrap"] and hb["neurons_that_may_saturate"] == 2
     assert "exceeds the chip's 24-bit clip" in format_table({**_minimal_report(), "readout_headroom": hb})
     assert readout_headroom(g.replace(stage="float")) is None
 

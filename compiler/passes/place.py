@@ -10,7 +10,8 @@ Model (documented upper bounds, not a vendor mapper):
   exactly per position (border taps are no synapses) in each group's chosen encoding.
 - Input axons of a run: distinct source neurons it reads. Conv: the bounding box of the run's
   receptive field (rows spanned, full width when it spans rows) times all input channels;
-  dense: every source neuron; identity: one per neuron.
+  dense: the source neurons with a kept synapse into the run's channels; identity: one per
+  neuron. A readout split into parts (split_readout) is cut between any two neurons.
 - Output axons: a source neuron needs one per destination core it reaches (Loihi routes spikes
   per core). For a conv edge the reached cores are those spanned by the neuron's target window
   (an upper bound); a core needs the sum over its neurons. Populations are placed in reverse
@@ -94,7 +95,9 @@ class _Axons:
         self.W = p.shape[2]
         self.nb = blocks
         self.convs: list[tuple[int, int, int, int, int, int, int]] = []
-        self.dense = 0
+        self.dense: list[tuple[int, np.ndarray]] = []     # (dst channel offset, kept [O, F])
+        self.block = block
+        self.C = p.shape[0]
         units = p.shape[1] * p.shape[2] * blocks
         ident = np.zeros(units, dtype=np.int64)
         for s in graph.incoming(p.name):
@@ -103,7 +106,7 @@ class _Axons:
                 _, ci, kh, kw = s.weight.shape
                 self.convs.append((ci, kh, kw, s.stride, s.padding, src[1], src[2]))
             elif s.kind == "dense":
-                self.dense += src[0] * src[1] * src[2]
+                self.dense.append((s.dst_channel_offset, kept_mask(s)))
             else:
                 lo, hi = s.dst_channel_offset, s.dst_channel_offset + src[0]
                 for b in range(blocks):
@@ -120,7 +123,13 @@ class _Axons:
     def count(self, a: int, b: int) -> int:
         pa, pb = a // self.nb, b // self.nb
         ya, xa, yb, xb = pa // self.W, pa % self.W, pb // self.W, pb % self.W
-        total = self.dense + int(self.ident_cum[b + 1] - self.ident_cum[a])
+        total = int(self.ident_cum[b + 1] - self.ident_cum[a])
+        if self.dense:              # dense dst is (C, 1, 1): units are channel blocks
+            lo, hi = a * self.block, min(self.C, (b + 1) * self.block)
+            for off, kept in self.dense:
+                r0, r1 = max(lo, off) - off, min(hi, off + kept.shape[0]) - off
+                if r1 > r0:        # source neurons with a kept synapse into these channels
+                    total += int(kept[r0:r1].any(axis=0).sum())
         for ci, kh, kw, st, pad, h_in, w_in in self.convs:
             rows = self._span(ya, yb, kh, st, pad, h_in)
             cols = self._span(xa, xb, kw, st, pad, w_in) if ya == yb else self._span(0, self.W - 1, kw, st, pad, w_in)
@@ -182,6 +191,8 @@ def _place_population(graph: Graph, p: Population, profile: Profile, reach_fn):
     max_reach = int(reach.max()) if reach.size else 0
     if max_reach > 0:  # a unit's output axons (neurons x cores reached) must fit one core too
         block = max(1, min(block, profile.output_axons_per_core // max_reach))
+    if p.name == graph.readout and graph.readout_parts > 1:
+        block = 1               # parts read disjoint source slices: cut between any two neurons
     blocks = math.ceil(C / block)
     neurons, syn, mem = _unit_costs(graph, p, block, blocks)
     out = np.repeat(reach, blocks) * neurons
