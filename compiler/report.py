@@ -73,6 +73,21 @@ def readout_headroom(graph: Graph) -> Optional[dict[str, Any]]:
             "neurons_that_may_saturate": int((worst > V_CLIP).sum())}
 
 
+def readout_parts_info(graph: Graph, profile: Profile) -> dict[str, Any]:
+    """How the readout was split (split_readout) and whether training modelled the same split:
+    a lava-mode artifact records the input-axon limit its readout was trained for."""
+    train = graph.meta.get("train") if isinstance(graph.meta, Mapping) else None
+    trained = train.get("readout_axon_limit") if isinstance(train, Mapping) else None
+    limit = profile.input_axons_per_core
+    lif_mode = train.get("lif_mode") if isinstance(train, Mapping) else None
+    same = None
+    if lif_mode == "lava":
+        # the split depends on the limit only when the readout's fan-in exceeds one of them
+        same = trained == limit or (graph.readout_parts == 1 and (trained is None or trained >= limit))
+    return {"parts": graph.readout_parts, "classes": graph.num_classes, "input_axons_per_core": limit,
+            "trained_axon_limit": trained, "matches_training": same}
+
+
 def build_report(graph: Graph, profile: Profile, timings: Optional[Mapping[str, float]] = None,
                  net_path: Optional[str] = None) -> dict[str, Any]:
     """The report dict of a placed graph (JSON-serialisable)."""
@@ -114,6 +129,7 @@ def build_report(graph: Graph, profile: Profile, timings: Optional[Mapping[str, 
         "predicted": predicted or None,
         "energy_estimate": _energy_estimate(graph, profile, metrics),
         "readout_headroom": readout_headroom(graph),
+        "readout_parts": readout_parts_info(graph, profile),
     }
     if pl is not None:
         report["per_core_max"] = {"neurons": int(pl.core_neurons.max()), "memory_bits": int(pl.core_memory_bits.max()),
@@ -157,6 +173,14 @@ def format_table(report: Mapping[str, Any]) -> str:
     if pred:
         lines.append("predicted (artifact): " + ", ".join(f"{k} {v:,.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
                                                           for k, v in pred.items() if v is not None))
+    parts = report.get("readout_parts")
+    if parts and parts["parts"] > 1:
+        lines.append(f"readout split into {parts['parts']} parts of {parts['classes']} classes (at most "
+                     f"{parts['input_axons_per_core']:,} input axons each); the host adds them before the argmax")
+    if parts and parts.get("matches_training") is False:
+        lines.append(f"note: the model's readout was trained for cores of {parts['trained_axon_limit']} input axons, "
+                     f"this target has {parts['input_axons_per_core']}: where a part saturates, predictions can "
+                     "differ from the trained model's")
     head = report.get("readout_headroom")
     if head and head["may_saturate"]:
         wrap = "; its per-step current can even wrap" if head["current_may_wrap"] else ""

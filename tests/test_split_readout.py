@@ -132,3 +132,20 @@ def test_lava_equals_emulator_on_a_split_readout():
     lr = run_lava(split, x)
     assert first_difference(em.to_pipeline(x), lr.trace) is None
     assert np.array_equal(lr.predictions, em.run(x).predictions)
+
+
+def test_compile_report_says_how_the_readout_was_split():
+    from lsnn.compiler.report import format_table
+
+    g0 = random_genotype(1, cells=1, C=4, T_max=3, input_shape=(2, 8, 8), num_classes=3)
+    with torch.no_grad():
+        net, _ = random_deploy_net(g0, seed=1, batch=2, lif_mode="lava", readout_axon_limit=100)
+    art = export_artifact(net, g0)
+    assert art["train"]["readout_axon_limit"] == 100
+    res = compile_artifact(art, _narrow(100))
+    info = res.report["readout_parts"]
+    assert info["parts"] == len(net.readout.parts) > 1 and info["matches_training"] is True
+    assert "the host adds them before the argmax" in format_table(res.report)
+    other = compile_artifact(art, _narrow(200)).report
+    assert other["readout_parts"]["matches_training"] is False
+    assert "was trained for cores of 100 input axons" in format_table(other)
