@@ -391,13 +391,13 @@ def test_lava_mode_trains():
 
 def test_step_lif_fallback_matches_fused_lif(monkeypatch):
     """Without ops.fused_lif DeployNet runs neuron.LIF step by step: same forward, same gradients."""
-    import lsnn.searcher.deploy_net as dn
+    import lsnn.searcher.deploy_layers as dl
 
     g = tiny_genotype()
     x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(5))
     results = []
-    for fused in (dn._fused_lif, None):
-        monkeypatch.setattr(dn, "_fused_lif", fused)
+    for fused in (dl._fused_lif, None):
+        monkeypatch.setattr(dl, "_fused_lif", fused)
         torch.manual_seed(0)
         net = DeployNet(g).train()
         out = net.forward_all(x)
