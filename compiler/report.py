@@ -178,9 +178,11 @@ def format_table(report: Mapping[str, Any]) -> str:
         lines.append(f"readout split into {parts['parts']} parts of {parts['classes']} classes (at most "
                      f"{parts['input_axons_per_core']:,} input axons each); the host adds them before the argmax")
     if parts and parts.get("matches_training") is False:
-        lines.append(f"note: the model's readout was trained for cores of {parts['trained_axon_limit']} input axons, "
-                     f"this target has {parts['input_axons_per_core']}: where a part saturates, predictions can "
-                     "differ from the trained model's")
+        trained = ("unsplit" if parts["trained_axon_limit"] is None
+                   else f"for cores of {parts['trained_axon_limit']} input axons")
+        lines.append(f"note: the model's readout was trained {trained}, this target has "
+                     f"{parts['input_axons_per_core']}: where a part saturates, predictions can differ from the "
+                     "trained model's")
     head = report.get("readout_headroom")
     if head and head["may_saturate"]:
         wrap = "; its per-step current can even wrap" if head["current_may_wrap"] else ""
