@@ -320,6 +320,12 @@ class Readout(nn.Module):
 
     def forward(self, acts: dict[str, torch.Tensor], T: int, B: int) -> torch.Tensor:
         """Per-step logits [T, B, K] (float64 accumulation, cast to the spikes' dtype)."""
+        return self.forward_with_mean(acts, T, B)[0]
+
+    def forward_with_mean(self, acts: dict[str, torch.Tensor], T: int, B: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-step logits [T, B, K], their mean over T [B, K]). The mean is scale * (exact integer
+        sum over T) / T, so classes whose chip potentials are equal (saturated ones) get the very
+        same float and argmax breaks the tie at the first index, as the chip's host does."""
         q = self.quant()
         feats = [acts[s].sum(dim=(2, 3)) for s in self.srcs]   # exact spike counts per channel
         f = feats[0] if len(feats) == 1 else torch.cat(feats, 1)
@@ -332,8 +338,11 @@ class Readout(nn.Module):
                 acc = acc + lava_readout_increments(a, bias)
         else:
             acc = f.double() @ q.w_int[0].double().t() + q.bias_int.double()
-        logits = (q.scale.double() * acc).to(f.dtype)
-        return logits.view(T, B, self.num_classes)
+        acc = acc.view(T, B, self.num_classes)
+        scale = q.scale.double()
+        logits_t = (scale * acc).to(f.dtype)
+        mean = (scale * acc.sum(0) / T).to(f.dtype)
+        return logits_t, mean
 
 
 # ------------------------------------------------------------------------------------------ network

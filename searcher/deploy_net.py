@@ -231,7 +231,7 @@ class DeployNet(nn.Module):
             y = pop(acts, T, B)
             acts[pop.name] = y
             rates[pop.name] = y.detach().mean()
-        logits_t = self.readout(acts, T, B)
+        logits_t, logits = self.readout.forward_with_mean(acts, T, B)
         spikes = None
         if keep_spikes:
             spikes = {p.name: acts[p.name].detach().reshape(T, B, *p.shape) for p in self.pops}
@@ -240,7 +240,7 @@ class DeployNet(nn.Module):
             nodes = self.cell_outputs[self.aux_cell]
             feat = torch.cat([acts[n].mean(dim=(2, 3)) for n in nodes], 1)
             aux = self.aux_head(feat).view(T, B, -1).mean(0)
-        return {"logits_t": logits_t, "logits": logits_t.mean(0), "aux": aux, "rates": rates, "spikes": spikes}
+        return {"logits_t": logits_t, "logits": logits, "aux": aux, "rates": rates, "spikes": spikes}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Time-averaged logits [B, K] over the genotype's T steps."""

@@ -73,8 +73,7 @@ def reference_forward(art: dict, x: torch.Tensor, dtype: torch.dtype = torch.flo
         bias_int = ints(p["bias"], scale).view(1, C, 1, 1)
         total = acc + bias_int
         if p["kind"] == "readout":
-            lt = (scale * total.view(T, B, C)).to(dtype)
-            logits = lt.mean(0)
+            logits = (scale * total.double().view(T, B, C).sum(0) / T).to(dtype)   # exact sum, one rounding
             continue
         cur = torch.tensor(scale, dtype=dtype) * total.to(dtype)
         cur = cur.view(T, B, C, H, W)

@@ -482,3 +482,25 @@ def test_lava_readout_wraps_the_current_and_clips_the_potential_like_the_chip():
     lava_readout_increments(a, torch.zeros(4, dtype=torch.float64)).sum().backward()
     assert torch.equal(a.grad, torch.ones_like(a))                   # straight through
 
+
+
+def test_saturated_classes_tie_exactly_and_argmax_takes_the_first_like_the_chip():
+    """Two classes reach the 24-bit clip along different increments: their mean logits must be
+    the very same float (the chip's potentials are equal; its host takes the first index)."""
+    from lsnn.searcher.deploy_layers import Readout
+
+    r = Readout("readout", ["a"], [2], (16, 16), 3, clip_lava=True)
+    with torch.no_grad():
+        r.weight.copy_(torch.tensor([[0.9, 1.0], [1.0, 1.0], [-1.0, 0.5]]))
+        r.bias.zero_()
+    T, B = 6, 1
+    acts = {"a": torch.ones(T * B, 2, 16, 16)}            # every input spikes at every step
+    q = r.quant()
+    w = q.w_int[0]
+    assert w[0, 0] != w[1, 0]                               # different per-step input ...
+    logits_t, mean = r.forward_with_mean(acts, T, B)
+    v = torch.cumsum(logits_t.double() / q.scale.double() * 64, 0)
+    assert v[-1, 0, 0].item() == pytest.approx(2 ** 23 - 1, abs=2)          # ... both saturated (float32 steps)
+    assert v[-1, 0, 1].item() == pytest.approx(2 ** 23 - 1, abs=2)
+    assert mean[0, 0].item() == mean[0, 1].item()           # bit-identical floats
+    assert int(mean.argmax(-1)) == 0
