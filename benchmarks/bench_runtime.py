@@ -87,7 +87,8 @@ def best_time(fn, repeats: int) -> float:
     return float(min(times))
 
 
-def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats: int) -> dict:
+def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats: int,
+                data_dir: str | None = None, emulator_samples: int | None = None, repeats: int = 5) -> dict:
     from lsnn.runtime.emulator import Emulator, first_difference
     from lsnn.runtime.lava_run import import_lava, run_lava
     from lsnn.runtime.netgraph import encode_input
@@ -97,7 +98,7 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
     g = build_model(name, workdir)
     meta = g.meta if isinstance(g.meta, dict) else {}
     dataset = (meta.get("dataset") or {}).get("name", "digits") if isinstance(meta.get("dataset"), dict) else "digits"
-    data = load_dataset(dataset, None, "test")
+    data = load_dataset(dataset, data_dir, "test")
     x = encode_input(g, data.x)
     xs = x[:n_lava]
     em = Emulator(g)
@@ -116,11 +117,15 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
 
     em.run(xs)                                                           # warm-up
     t_same = best_time(lambda: em.run(xs), repeats=15)
-    t_full = best_time(lambda: em.run(x), repeats=5)
+    if emulator_samples:                                                 # large nets: a prefix of the split
+        x, data_y = x[:emulator_samples], data.y[:emulator_samples]
+    else:
+        data_y = data.y
+    t_full = best_time(lambda: em.run(x), repeats=repeats)
     full = em.run(x)
     ref_em = Emulator(g, backend="numpy")                                # the NumPy reference
     ref_em.run(xs)
-    t_ref = best_time(lambda: ref_em.run(x), repeats=3)
+    t_ref = best_time(lambda: ref_em.run(x), repeats=min(3, repeats))
     same_as_ref = bool(np.array_equal(ref_em.run(x).readout_v, full.readout_v))
     emu_same = len(xs) / t_same
     emu_full = len(x) / t_full
@@ -137,7 +142,7 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
         "emulator": {"same_samples": len(xs), "same_samples_s": t_same, "same_samples_per_s": emu_same,
                      "full_split_samples": len(x), "full_split_s": t_full, "full_split_samples_per_s": emu_full,
                      "batch": em.batch, "backend": em.backend,
-                     "accuracy_full_split": float(np.mean(full.predictions == data.y)),
+                     "accuracy_full_split": float(np.mean(full.predictions == data_y)),
                      "numpy_reference_full_split_samples_per_s": len(x) / t_ref,
                      "numpy_reference_identical": same_as_ref},
         "lava_accuracy_same_samples": float(np.mean(lr.predictions == data.y[:len(xs)])),
@@ -156,12 +161,17 @@ def main() -> None:
     ap.add_argument("--no-verify", action="store_true", help="skip the spike-recording Lava run")
     ap.add_argument("--lava-repeats", type=int, default=2, help="timed Lava runs (the fastest counts)")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--data", default=None, help="dataset folder or archive (for models not trained on digits)")
+    ap.add_argument("--emulator-samples", type=int, default=None,
+                    help="time the emulator on the first N test samples instead of the whole split")
+    ap.add_argument("--repeats", type=int, default=5, help="timed emulator runs on the split (the fastest counts)")
     args = ap.parse_args()
     load0 = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            row = bench_model(name.strip(), args.samples, not args.no_verify, tmp, args.lava_repeats)
+            row = bench_model(name.strip(), args.samples, not args.no_verify, tmp, args.lava_repeats,
+                              args.data, args.emulator_samples, args.repeats)
             rows.append(row)
             print(f"{row['model']}: emulator {row['emulator']['same_samples_per_s']:.1f} samples/s on the "
                   f"{row['lava']['samples']} Lava samples, {row['emulator']['full_split_samples_per_s']:.1f} on "
