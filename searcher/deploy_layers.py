@@ -325,7 +325,8 @@ class Readout(nn.Module):
     def forward_with_mean(self, acts: dict[str, torch.Tensor], T: int, B: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-step logits [T, B, K], their mean over T [B, K]). The mean is scale * (exact integer
         sum over T) / T, so classes whose chip potentials are equal (saturated ones) get the very
-        same float and argmax breaks the tie at the first index, as the chip's host does."""
+        same float and argmax breaks the tie at the first index, as the chip's host does (the
+        same in training, so a frozen-BN training forward stays the deployed forward)."""
         q = self.quant()
         feats = [acts[s].sum(dim=(2, 3)) for s in self.srcs]   # exact spike counts per channel
         f = feats[0] if len(feats) == 1 else torch.cat(feats, 1)
@@ -341,8 +342,7 @@ class Readout(nn.Module):
         acc = acc.view(T, B, self.num_classes)
         scale = q.scale.double()
         logits_t = (scale * acc).to(f.dtype)
-        mean = (scale * acc.sum(0) / T).to(f.dtype)
-        return logits_t, mean
+        return logits_t, (scale * acc.sum(0) / T).to(f.dtype)
 
 
 # ------------------------------------------------------------------------------------------ network

@@ -489,7 +489,7 @@ def test_saturated_classes_tie_exactly_and_argmax_takes_the_first_like_the_chip(
     the very same float (the chip's potentials are equal; its host takes the first index)."""
     from lsnn.searcher.deploy_layers import Readout
 
-    r = Readout("readout", ["a"], [2], (16, 16), 3, clip_lava=True)
+    r = Readout("readout", ["a"], [2], (16, 16), 3, clip_lava=True).eval()
     with torch.no_grad():
         r.weight.copy_(torch.tensor([[0.9, 1.0], [1.0, 1.0], [-1.0, 0.5]]))
         r.bias.zero_()
