@@ -4,8 +4,9 @@
 wraps, one-sided 24-bit current wrap, 24-bit v clip), a block of neurons at a time with its state
 in L1 across the T steps: one read of the input and one write of the spikes per neuron-step,
 where the NumPy form makes ~10 passes over memory. `lif_run_nodecay`: the vectorised form for
-populations where `fast_path_ok` proves it exact. `spike_counts`: the per-step, per-neuron and per-sample spike totals in one
-pass. Parallel over neurons / samples (prange); compiled on first use and cached on disk.
+populations where `fast_path_ok` proves it exact. `spike_counts`: the per-step, per-neuron and
+per-sample spike totals in one pass. Parallel over neurons / samples (prange); compiled on first
+use and cached on disk.
 """
 from __future__ import annotations
 
