@@ -11,16 +11,13 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
 
 def measure(run: Path) -> dict:
     from lsnn.compiler.hdf5_io import read_net
-    from lsnn.runtime.emulator import Emulator
-    from lsnn.runtime.netgraph import encode_input
-    from lsnn.searcher.deploy_stage import torch_predictions
+    from lsnn.searcher.deploy_stage import torch_vs_emulator
     from lsnn.searcher.genotype import Genotype
     from lsnn.searcher.pipeline import load_splits, readout_axon_limit
     from lsnn.searcher.retrain import RetrainConfig, build_net
@@ -36,11 +33,7 @@ def measure(run: Path) -> dict:
     net.load_state_dict(ck["best_state"])
     net.eval()
     graph = read_net(run / "model.net")
-    em = Emulator(graph).run(encode_input(graph, x))
-    pt = torch_predictions(net, x)
-    return {"run": str(run), "samples": int(len(y)), "prediction_agreement": float(np.mean(em.predictions == pt)),
-            "torch_accuracy": float(np.mean(pt == y)), "emulator_accuracy": float(np.mean(em.predictions == y)),
-            "differing_samples": int(np.sum(em.predictions != pt)), "readout_parts": graph.readout_parts,
+    return {"run": str(run), **torch_vs_emulator(graph, net, x, y), "readout_parts": graph.readout_parts,
             "readout_axon_limit": rcfg.readout_axon_limit}
 
 

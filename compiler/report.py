@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from lsnn.compiler.ir import Graph
+from lsnn.compiler.passes.split_readout import readout_partition, readout_sources
 from lsnn.compiler.profile import Profile
 
 REPORT_FORMAT = "lsnn.compile_report"
@@ -81,9 +82,9 @@ def readout_parts_info(graph: Graph, profile: Profile) -> dict[str, Any]:
     limit = profile.input_axons_per_core
     lif_mode = train.get("lif_mode") if isinstance(train, Mapping) else None
     same = None
-    if lif_mode == "lava":
-        # the split depends on the limit only when the readout's fan-in exceeds one of them
-        same = trained == limit or (graph.readout_parts == 1 and (trained is None or trained >= limit))
+    if lif_mode == "lava":     # the parts training modelled vs the parts this target gets
+        sources = readout_sources(graph)
+        same = readout_partition(sources, trained) == readout_partition(sources, limit)
     return {"parts": graph.readout_parts, "classes": graph.num_classes, "input_axons_per_core": limit,
             "trained_axon_limit": trained, "matches_training": same}
 

@@ -50,7 +50,8 @@ class EmulatorResult:
     """What `Emulator.run` measured on N samples (ideal time, steps t = 1..T).
 
     `readout_v` [N, G*K]: the readout's v after step T (the prediction is the argmax of the
-    per-class sum over the G readout parts, `Graph.predictions`, first index on ties); `readout_trace` [N, T, K]: v after every step. `spike_counts[pop]` [T]: spikes per step
+    per-class sum over the G readout parts, `Graph.predictions`, first index on ties);
+    `readout_trace` [N, T, G*K]: v after every step. `spike_counts[pop]` [T]: spikes per step
     summed over samples and neurons; `spike_maps[pop]` [C, H, W]: spikes per neuron summed over
     steps and samples; `input_events` [C, H, W]: (sample, step) pairs with a non-zero input value
     (graded events; = spikes for binary input); `spikes[pop]` [N, T, C, H, W] uint8 if recorded.
@@ -123,6 +124,11 @@ class Emulator:
         compiled numba LIF), "numpy" (the reference: one im2col GEMM per group, array LIF), or
         "auto" (fast when torch and numba import). Both give identical integers."""
         self.backend = resolve_backend(backend)
+        self._kernels = None
+        if self.backend == "fast":            # numba compiles (or loads its cache) on first call
+            from lsnn.runtime import kernels
+
+            self._kernels = kernels
         self.timing = check_runnable(graph)
         self.graph = graph
         self.T = graph.T
@@ -136,8 +142,8 @@ class Emulator:
                          for src, ops in outgoing.items()}
         self.params = {p.name: LifParams.make(p.du, p.dv, p.bias_mant, p.bias_exp, p.vth_mant)
                        for p in graph.populations}
-        # exact shortcut of the LIF when no current decay and no 24-bit wrap can occur
-        self.fast = {p.name: fast_path_ok(self.params[p.name], sum(op.bound for op in self.incoming[p.name]))
+        # exact no-decay form of the LIF where no current decay and no 24-bit wrap can occur
+        self.nodecay = {p.name: fast_path_ok(self.params[p.name], sum(op.bound for op in self.incoming[p.name]))
                      for p in graph.populations}
         # batch size: the workspace (int32 input and uint8 spikes of every population) and the
         # widest fused conv output (float32 + int32), over T x batch, within budget (im2col is
@@ -171,11 +177,9 @@ class Emulator:
 
             def consume(name: str, s: np.ndarray, a: int = a, b: int = b) -> None:
                 # s: [T, B, H, W, C] uint8 spikes of population `name` for samples a..b
-                if self.backend == "fast":
-                    from lsnn.runtime import kernels
-
+                if self._kernels is not None:
                     tb = np.empty((b - a, T), np.int64)
-                    kernels.spike_counts(s.reshape(T, b - a, -1), tb, maps[name].reshape(-1))
+                    self._kernels.spike_counts(s.reshape(T, b - a, -1), tb, maps[name].reshape(-1))
                     counts[name] += tb.sum(axis=0)
                     per_sample[a:b] += tb.sum(axis=1)
                 else:
@@ -226,7 +230,7 @@ class Emulator:
     def _run_batch(self, x_int: np.ndarray, consume: Callable[[str, np.ndarray], None]) -> np.ndarray:
         """Ideal-time run of one batch: populations in topological order, each pushing its spikes
         to its destinations' pending inputs as soon as they exist; hands each population's spikes
-        to `consume`; returns the readout's v trace [B, T, K]."""
+        to `consume`; returns the readout's v trace [B, T, G*K]."""
         g = self.graph
         T = self.T
         bsz = x_int.shape[0]
@@ -259,13 +263,12 @@ class Emulator:
         T, bsz, h, w, c = a.shape
         par = self.params[name]
         tr = np.empty(a.shape, np.int32) if want_trace else None
-        if self.backend == "fast":
-            from lsnn.runtime import kernels
-
+        kernels = self._kernels
+        if kernels is not None:
             n = bsz * h * w * c
             bias = np.ascontiguousarray(par.bias.reshape(-1), dtype=np.int32)
             trace = tr.reshape(T, n) if tr is not None else np.empty((0, 0), np.int32)
-            if self.fast[name]:
+            if self.nodecay[name]:
                 kernels.lif_run_nodecay(a.reshape(T, n), c, par.dv, bias, par.vth_eff, s.reshape(T, n),
                                         trace, want_trace)
             else:
@@ -273,7 +276,7 @@ class Emulator:
                                 trace, want_trace)
             return tr
         par = LifParams(par.du, par.dv, par.bias.reshape(1, 1, 1, c), par.vth_eff)
-        if self.fast[name]:
+        if self.nodecay[name]:
             step = max(1, _LIF_CHUNK // (h * w * c))
             for i0 in range(0, bsz, step):
                 i1 = min(bsz, i0 + step)

@@ -261,14 +261,12 @@ def readout_parts(src_channels: Sequence[int], hw: tuple[int, int], axon_limit: 
     """Channel indices (into the concatenated readout input) of each part the compiler's
     split_readout pass will cut a readout with this input into for a core of `axon_limit` input
     axons (one part, all channels, if None or if it fits)."""
+    from lsnn.compiler.passes.split_readout import readout_partition
+
     total = sum(int(c) for c in src_channels)
     positions = int(hw[0]) * int(hw[1])
-    if axon_limit is None or total * positions <= axon_limit:
-        return [torch.arange(total)]
-    from lsnn.compiler.passes.split_readout import plan_parts
-
-    plan = plan_parts([(int(c), positions) for c in src_channels], int(axon_limit))
-    if plan is None:                       # one channel alone is too wide: the compiler cannot split
+    plan = readout_partition([(int(c), positions) for c in src_channels], axon_limit)
+    if plan is None:                       # the compiler leaves the readout whole
         return [torch.arange(total)]
     offsets = [0]
     for c in src_channels:
@@ -331,10 +329,10 @@ class Readout(nn.Module):
         feats = [acts[s].sum(dim=(2, 3)) for s in self.srcs]   # exact spike counts per channel
         f = feats[0] if len(feats) == 1 else torch.cat(feats, 1)
         if self.clip_lava:
-            w = q.w_int[0].double()
+            w, f64 = q.w_int[0].double(), f.double()
             acc = 0.0
             for g, idx in enumerate(self.parts):       # each part clips on its own; the host adds them
-                a = (f.double()[:, idx] @ w[:, idx].t()).view(T, B, self.num_classes)
+                a = (f64[:, idx] @ w[:, idx].t()).view(T, B, self.num_classes)
                 bias = q.bias_int.double() if g == 0 else torch.zeros_like(q.bias_int, dtype=torch.float64)
                 acc = acc + lava_readout_increments(a, bias)
         else:

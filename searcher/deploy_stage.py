@@ -26,6 +26,19 @@ def torch_predictions(net: Any, x: np.ndarray, batch_size: int = 256) -> np.ndar
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
+def torch_vs_emulator(graph: Any, net: Any, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Predictions of the retrained PyTorch model vs the chip-exact emulator on the compiled
+    `graph`, for inputs x in [0, 1] with labels y: agreement and both accuracies."""
+    from lsnn.runtime.emulator import Emulator
+    from lsnn.runtime.netgraph import encode_input
+
+    em = Emulator(graph).run(encode_input(graph, x))
+    pt = torch_predictions(net, x)
+    return {"samples": int(len(y)), "prediction_agreement": float(np.mean(em.predictions == pt)),
+            "torch_accuracy": float(np.mean(pt == y)), "emulator_accuracy": float(np.mean(em.predictions == y)),
+            "differing_samples": int(np.sum(em.predictions != pt))}
+
+
 def deploy_and_check(model_path: Path, net: Any, test: tuple[np.ndarray, np.ndarray], target: str | None,
                      data_dir: str | None, lava_samples: int, echo: Echo,
                      profile: str | None = None) -> dict[str, Any]:
@@ -36,8 +49,6 @@ def deploy_and_check(model_path: Path, net: Any, test: tuple[np.ndarray, np.ndar
     from lsnn.compiler.profile import load_profile
     from lsnn.compiler.report import format_table
     from lsnn.runtime import report as rep
-    from lsnn.runtime.emulator import Emulator
-    from lsnn.runtime.netgraph import encode_input
     from lsnn.runtime.runner import RunOptions, run_model
 
     net_path = model_path.with_suffix(".net")
@@ -50,16 +61,7 @@ def deploy_and_check(model_path: Path, net: Any, test: tuple[np.ndarray, np.ndar
     report = run_model(RunOptions(net=str(net_path), data_dir=data_dir, samples=lava_samples,
                                   target=None if profile else target, profile=profile, progress=True))
     x, y = test
-    graph = result.graph
-    em = Emulator(graph).run(encode_input(graph, x))
-    pt = torch_predictions(net, x)
-    agreement = {
-        "samples": int(len(y)),
-        "prediction_agreement": float(np.mean(em.predictions == pt)),
-        "torch_accuracy": float(np.mean(pt == y)),
-        "emulator_accuracy": float(np.mean(em.predictions == y)),
-        "differing_samples": int(np.sum(em.predictions != pt)),
-    }
+    agreement = torch_vs_emulator(result.graph, net, x, y)
     echo(f"deploy check: PyTorch vs chip-exact emulator on {len(y)} test samples: predictions agree "
          f"{100 * agreement['prediction_agreement']:.2f} % (accuracy {100 * agreement['torch_accuracy']:.2f} % "
          f"vs {100 * agreement['emulator_accuracy']:.2f} %)")

@@ -149,3 +149,9 @@ def test_compile_report_says_how_the_readout_was_split():
     other = compile_artifact(art, _narrow(200)).report
     assert other["readout_parts"]["matches_training"] is False
     assert "was trained for cores of 100 input axons" in format_table(other)
+    # trained for 2,000-axon cores, compiled for 4,096: neither splits this 1,024-input readout
+    with torch.no_grad():
+        wide, _ = random_deploy_net(g0, seed=1, batch=2, lif_mode="lava", readout_axon_limit=2000)
+    assert len(wide.readout.parts) == 1
+    same = compile_artifact(export_artifact(wide, g0), _narrow(4096)).report["readout_parts"]
+    assert same["parts"] == 1 and same["matches_training"] is True

@@ -47,6 +47,22 @@ def plan_parts(sources: list[tuple[int, int]], limit: int) -> Optional[list[list
     return [p for p in parts if p]
 
 
+def readout_partition(sources: list[tuple[int, int]], limit: Optional[int]) -> Optional[list[list[Piece]]]:
+    """The parts `split_readout` cuts a readout with these sources [(channels, positions)] into
+    for cores of `limit` input axons; None when it leaves the readout whole (no limit, the
+    sources fit, or one channel alone is too wide). The lava-mode retrain models the same parts."""
+    if limit is None or sum(c * p for c, p in sources) <= limit:
+        return None
+    return plan_parts(sources, limit)
+
+
+def readout_sources(graph: Graph) -> list[tuple[int, int]]:
+    """(channels, H * W) of each population the readout reads, in order of first appearance
+    (the same before and after the split: parts of one source are consecutive)."""
+    srcs = list(dict.fromkeys(s.src for s in graph.synapses if s.dst == graph.readout))
+    return [(c, h * w) for c, h, w in (graph.shape_of(src) for src in srcs)]
+
+
 def split_readout(graph: Graph, profile: Profile) -> Graph:
     """The graph with its readout in parts if its dense inputs exceed the profile's input axons
     per core; unchanged otherwise (or if the readout is fed by anything but dense groups)."""
@@ -57,10 +73,7 @@ def split_readout(graph: Graph, profile: Profile) -> Graph:
                                                        or s.weight.shape[0] != ro.shape[0] for s in incoming):
         return graph
     shapes = [graph.shape_of(s.src) for s in incoming]
-    sources = [(c, h * w) for c, h, w in shapes]
-    if sum(c * p for c, p in sources) <= limit:
-        return graph
-    parts = plan_parts(sources, limit)
+    parts = readout_partition([(c, h * w) for c, h, w in shapes], limit)
     if parts is None:
         return graph
     k = ro.shape[0]
