@@ -38,8 +38,8 @@ def _rss_mb() -> float:
 def relaxed_loihi2():
     import yaml
 
-    from lsnn.compiler.profile import profile_from_dict
     from lsnn.hw_profiles import bundled_profiles
+    from lsnn.hw_profiles.profile import profile_from_dict
 
     d = yaml.safe_load(bundled_profiles()["loihi2"].read_text())
     d["name"] = "loihi2-relaxed"
@@ -54,10 +54,10 @@ def one(C: int, prune: float, seed: int) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from compiler_factories import paper_artifact, to_torch
 
-    from lsnn.artifact import save_artifact
-    from lsnn.compiler.errors import DesignRuleError
     from lsnn.compiler.pipeline import compile_artifact
-    from lsnn.compiler.profile import load_profile
+    from lsnn.contract.artifact import save_artifact
+    from lsnn.errors import DesignRuleError
+    from lsnn.hw_profiles.profile import load_profile
 
     out: dict = {"C": C, "prune": prune, "cells": 8, "seed": seed}
     with tempfile.TemporaryDirectory() as tmp:

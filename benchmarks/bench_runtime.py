@@ -49,11 +49,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 LITESNN_SCRIPT = r"""
 import random, sys, dataclasses
 import numpy as np
-from lsnn.searcher.random_genotype import random_genotype
-from lsnn.searcher.export import random_artifact
+from lsnn.searcher.space.random_genotype import random_genotype
+from lsnn.searcher.deploy.export import random_artifact
 from lsnn.compiler.pipeline import compile_artifact
-from lsnn.compiler.profile import load_profile
-from lsnn.compiler.hdf5_io import write_net
+from lsnn.hw_profiles.profile import load_profile
+from lsnn.compiler.backend.netx import write_net
 g0 = random_genotype(random.Random(0), cells=3, C=4, input_shape=(1, 8, 8), num_classes=10, T_min=4, T_max=4)
 art = random_artifact(g0, seed=0, dataset_info={"name": "digits"})
 write_net(compile_artifact(art, load_profile(target="loihi2")).graph, sys.argv[1])
@@ -61,7 +61,7 @@ write_net(compile_artifact(art, load_profile(target="loihi2")).graph, sys.argv[1
 
 
 def build_model(name: str, workdir: str):
-    from lsnn.compiler.hdf5_io import read_net, write_net
+    from lsnn.compiler.backend.netx import read_net, write_net
 
     if name.endswith(".net"):
         return read_net(name)
@@ -89,10 +89,10 @@ def best_time(fn, repeats: int) -> float:
 
 def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats: int,
                 data_dir: str | None = None, emulator_samples: int | None = None, repeats: int = 5) -> dict:
+    from lsnn.data.datasets import load_dataset
     from lsnn.runtime.emulator import Emulator, first_difference
-    from lsnn.runtime.lava_run import import_lava, run_lava
+    from lsnn.runtime.lava.run import import_lava, run_lava
     from lsnn.runtime.netgraph import encode_input
-    from lsnn.searcher.datasets import load_dataset
 
     import_lava()
     g = build_model(name, workdir)

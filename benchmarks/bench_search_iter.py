@@ -2,7 +2,7 @@
 
 Runs the shared-weight CompConv (Eq. 8-11) and the naive per-branch variant (Eq. 4-7), each in
 its own subprocess so that peak RSS is per variant, on random data, and writes
-benchmarks/results/search_iter.json. Default setting = the DESIGN.md target: CIFAR-10 shape,
+benchmarks/results/search_iter.json. Default setting = the docs/DESIGN.md target: CIFAR-10 shape,
 C=16, 8 cells, batch 32, T=6, 2 threads (<= 8 s and <= 2 GB per iteration).
 
     python benchmarks/bench_search_iter.py            # the target setting (a few minutes)
@@ -30,8 +30,13 @@ def _rss_gb() -> float:
 def _worker(a: argparse.Namespace) -> dict:
     import torch
 
-    from lsnn.searcher.search_loop import (SearchConfig, build_supernet, make_optimizers, search_iteration,
-                                           tune_allocator)
+    from lsnn.searcher.search.loop import (
+        SearchConfig,
+        build_supernet,
+        make_optimizers,
+        search_iteration,
+        tune_allocator,
+    )
 
     torch.set_num_threads(a.threads)
     malloc = tune_allocator() if not a.no_malloc_tuning else False

@@ -16,12 +16,12 @@ import yaml
 
 
 def measure(run: Path) -> dict:
-    from lsnn.compiler.hdf5_io import read_net
-    from lsnn.searcher.deploy_stage import torch_vs_emulator
-    from lsnn.searcher.genotype import Genotype
+    from lsnn.compiler.backend.netx import read_net
+    from lsnn.searcher.config import RunConfig
+    from lsnn.searcher.deploy.retrain import RetrainConfig, build_net
     from lsnn.searcher.pipeline import load_splits, readout_axon_limit
-    from lsnn.searcher.retrain import RetrainConfig, build_net
-    from lsnn.searcher.run_config import RunConfig
+    from lsnn.searcher.space.genotype import Genotype
+    from lsnn.workflow import torch_vs_emulator
 
     raw = yaml.safe_load((run / "config.yaml").read_text())
     cfg = RunConfig(**{k: v for k, v in raw.items() if k in RunConfig.__dataclass_fields__})

@@ -45,8 +45,8 @@ def compile_cmd(model: Optional[Path], target: Optional[str], profile_file: Opti
         click.echo(_list_targets())
         return
     from lsnn.compiler.pipeline import compile_artifact, default_report_path
-    from lsnn.compiler.profile import load_profile
     from lsnn.compiler.report import format_table
+    from lsnn.hw_profiles.profile import load_profile
 
     if model is None:
         raise click.UsageError("missing argument MODEL (a model.pt written by lsnn search)")

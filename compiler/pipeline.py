@@ -13,18 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Union
 
+from lsnn.compiler.backend.emit import emit
+from lsnn.compiler.frontend import read_artifact
 from lsnn.compiler.ir import Graph
 from lsnn.compiler.passes.check_rules import check_rules
 from lsnn.compiler.passes.delay_balance import delay_balance
-from lsnn.compiler.passes.emit import emit
 from lsnn.compiler.passes.fold import fold
 from lsnn.compiler.passes.place import place
 from lsnn.compiler.passes.quantize import quantize
-from lsnn.compiler.passes.read_artifact import read_artifact
 from lsnn.compiler.passes.sparsify import sparsify
 from lsnn.compiler.passes.split_readout import split_readout
-from lsnn.compiler.profile import Profile
 from lsnn.compiler.report import build_report
+from lsnn.hw_profiles.profile import Profile
 
 PassFn = Callable[[Graph, Profile], Graph]
 
@@ -75,7 +75,7 @@ def compile_artifact(artifact_or_path: Union[str, os.PathLike, Mapping[str, Any]
     if isinstance(artifact_or_path, Mapping):
         artifact, source = artifact_or_path, "<artifact>"
     else:
-        from lsnn.artifact import load_artifact
+        from lsnn.contract.artifact import load_artifact
 
         source = str(artifact_or_path)
         artifact = load_artifact(artifact_or_path)

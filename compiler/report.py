@@ -16,8 +16,10 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from lsnn.compiler.ir import Graph
-from lsnn.compiler.passes.split_readout import readout_partition, readout_sources
-from lsnn.compiler.profile import Profile
+from lsnn.compiler.passes.split_readout import readout_sources
+from lsnn.contract.chip import ACC_LIMIT, ACT_SHIFT, V_MAX
+from lsnn.contract.readout import readout_partition
+from lsnn.hw_profiles.profile import Profile
 
 REPORT_FORMAT = "lsnn.compile_report"
 REPORT_VERSION = 1
@@ -40,9 +42,6 @@ def _energy_estimate(graph: Graph, profile: Profile, metrics: Mapping[str, Any])
     return {"formula": "synops * E_synop + neurons * T * E_neuron + spikes * E_spike (per sample)",
             "synops": float(synops), "neuron_updates": updates, "spikes": spikes,
             "synaptic_pj": e_syn, "neuron_pj": e_neu, "spike_pj": e_spk, "total_pj": e_syn + e_neu + e_spk}
-
-
-V_CLIP = 2 ** 23 - 1            # the chip's 24-bit potential clip (Lava: +-(2^23 - 1))
 
 
 def readout_headroom(graph: Graph) -> Optional[dict[str, Any]]:
@@ -68,10 +67,10 @@ def readout_headroom(graph: Graph) -> Optional[dict[str, Any]]:
         per[s.dst_channel_offset:s.dst_channel_offset + len(rows)] += rows
     bias = np.abs(np.asarray(ro.bias_mant).astype(np.int64))
     bias = bias << ro.bias_exp if ro.bias_exp >= 0 else bias >> -ro.bias_exp
-    worst = graph.T * (64 * per + bias)
-    return {"max_input_per_step": int(per.max()), "worst_case_potential": int(worst.max()), "clip": V_CLIP,
-            "may_saturate": bool(worst.max() > V_CLIP), "current_may_wrap": bool(64 * int(per.max()) >= 2 ** 23),
-            "neurons_that_may_saturate": int((worst > V_CLIP).sum())}
+    worst = graph.T * ((per << ACT_SHIFT) + bias)
+    return {"max_input_per_step": int(per.max()), "worst_case_potential": int(worst.max()), "clip": V_MAX,
+            "may_saturate": bool(worst.max() > V_MAX), "current_may_wrap": bool(int(per.max()) >= ACC_LIMIT),
+            "neurons_that_may_saturate": int((worst > V_MAX).sum())}
 
 
 def readout_parts_info(graph: Graph, profile: Profile) -> dict[str, Any]:

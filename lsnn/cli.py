@@ -1,4 +1,5 @@
-"""The `lsnn` command: one click group; each stage registers its own subcommand module.
+"""The `lsnn` command: one click group; `search` runs the workflow, `compile` and `run` are the
+stages' own subcommand modules.
 
 Commands only parse options and call library functions. Any LsnnError becomes one line on
 stderr and exit status 2; nothing heavy is imported until a command runs.
@@ -6,11 +7,13 @@ stderr and exit status 2; nothing heavy is imported until a command runs.
 from __future__ import annotations
 
 import sys
+from typing import Any, Optional
 
 import click
 
 from lsnn import __version__
 from lsnn.errors import LsnnError
+from lsnn.searcher.cli import config_from_options, done_line, search_options
 
 
 class _Group(click.Group):
@@ -33,12 +36,27 @@ def main() -> None:
     """Search, compile and run lightweight spiking neural networks (LitE-SNN -> Loihi)."""
 
 
+@main.command("search")
+@search_options
+def search_cmd(config_file: Optional[str], resume: bool, no_deploy: bool, **options: Any) -> None:
+    """Search a lightweight SNN (LitE-SNN), decode it, retrain it, and save model.pt.
+
+    The default runs the whole pipeline on the embedded digits dataset in a few minutes.
+    """
+    from lsnn.workflow import search_and_deploy
+
+    cfg = config_from_options(config_file, no_deploy, options)
+    result = search_and_deploy(cfg, resume=resume, echo=click.echo)
+    if result.model_path is None:
+        click.echo(f"genotype: {result.out_dir / 'genotype.json'}")
+        return
+    click.echo(done_line(result.summary))
+
+
 def _register() -> None:
     from lsnn.compiler.cli import compile_cmd
     from lsnn.runtime.cli import run_cmd
-    from lsnn.searcher.cli import search_cmd
 
-    main.add_command(search_cmd)
     main.add_command(compile_cmd)
     main.add_command(run_cmd)
 

@@ -1,5 +1,10 @@
-"""The one exception family the CLI turns into a single line and a non-zero exit."""
+"""Every exception lsnn raises for bad input, in one hierarchy under `LsnnError`.
+
+The CLI turns any `LsnnError` into one line on stderr and a non-zero exit; anything else is a bug.
+"""
 from __future__ import annotations
+
+from typing import Any, Sequence
 
 
 class LsnnError(Exception):
@@ -16,3 +21,36 @@ class ArtifactError(LsnnError, ValueError):
 
 class ConfigError(LsnnError, ValueError):
     """A configuration file or option is invalid (names the file and key)."""
+
+
+class IRError(LsnnError, ValueError):
+    """A compiler IR node or graph is malformed (wrong shape, dangling edge, bad value)."""
+
+
+class DesignRuleError(LsnnError):
+    """The compiled network breaks one or more rules of the target; all violations at once.
+
+    `violations` are `lsnn.compiler.rules.Violation`s (anything with `rule` and `message`)."""
+
+    def __init__(self, violations: Sequence[Any], target: str = "") -> None:
+        if not violations:
+            raise ValueError("DesignRuleError needs at least one violation")
+        self.violations: list[Any] = list(violations)
+        self.target = target
+        n = len(self.violations)
+        where = f" for target '{target}'" if target else ""
+        lines = [f"{n} design-rule violation{'s' if n != 1 else ''}{where}:"]
+        lines += [f"  [{v.rule}] {v.message}" for v in self.violations]
+        super().__init__("\n".join(lines))
+
+    def rules(self) -> list[str]:
+        """The rule ids in the order found (handy for tests and scripts)."""
+        return [v.rule for v in self.violations]
+
+
+class RuntimeGraphError(LsnnError, ValueError):
+    """The graph cannot be run (not integer, not delay-balanced, out-of-range values)."""
+
+
+class LavaUnavailableError(LsnnError):
+    """The requested Lava backend cannot be used here (e.g. --hw without lava-loihi)."""

@@ -1,11 +1,11 @@
-"""lsnn.runtime: run model.net on Lava's CPU simulator (or Loihi) and the integer emulator.
+"""lsnn.runtime: run model.net on the integer emulator and Lava's CPU simulator (or Loihi).
 
-- `emulator`: vectorised integer emulator, bit-exact to Lava fixed_pt (ideal time + Lava's
-  pipelined schedule); `lif_fixed`: Lava's bit-accurate LIF in NumPy.
-- `lava_graph` / `lava_run`: the Lava process graph and its run (imports Lava lazily);
-  `lava_delay`: the dendritic delay line; `lava_probes`: memmap spike/voltage probes.
-- `counting`: measured SynOps, Bit-SynOps, S-ACE/NS-ACE, energy vs the search's cost model.
+- `emulator/`: vectorised integer emulator, bit-exact to Lava fixed_pt (ideal time + Lava's
+  pipelined schedule), on the chip semantics of `lsnn.contract.chip`.
+- `lava/`: the Lava process graph and its run (imports Lava lazily), delay lines, probes.
+- `netgraph`: timing and input encoding both engines share.
+- `counting`: measured SynOps, Bit-SynOps, S-ACE/NS-ACE, energy vs the cost model.
 - `runner` / `report` / `cli`: `lsnn run`.
 
-Nothing here imports torch; only the lava_* modules import Lava.
+Nothing here imports torch except the emulator's fast backend; only `lava/` imports Lava.
 """

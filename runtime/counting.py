@@ -6,7 +6,7 @@ Measured (exact, from the emulator's per-neuron spike counts, identical to Lava'
   all accounted for); SynOps = sum over source neurons of (spikes it sent) x (its fan-out).
   For the input, an "event" is a non-zero graded value (a zero payload is not sent).
 
-Predicted (LitE-SNN Eq. 12 through `lsnn.searcher.cost_model`, with the measured mean rate of
+Predicted (LitE-SNN Eq. 12 through `lsnn.cost_model`, with the measured mean rate of
 the group's source): (1 - p) * kh * kw * Cin * Cout * H_out * W_out * S, S = rate * T; p is the
 nominal pruning rate of the group's mask. Skip (identity) edges cost nothing in the search's
 model; here their measured work is shown, predicted as C * H_out * W_out * S (one synapse per
@@ -156,7 +156,7 @@ def count(graph: Graph, result, profile: Any = None) -> CountReport:
 
     `profile` (a compiler `Profile`) adds energy from its per-op figures.
     """
-    from lsnn.searcher import cost_model as cm
+    from lsnn import cost_model as cm
 
     n = max(1, result.num_samples)
     T = graph.T

@@ -11,11 +11,7 @@ from typing import Mapping
 import numpy as np
 
 from lsnn.compiler.ir import INPUT_NAME, Graph, SynapseGroup, depths
-from lsnn.errors import LsnnError
-
-
-class RuntimeGraphError(LsnnError, ValueError):
-    """The graph cannot be run (not integer, not delay-balanced, out-of-range values)."""
+from lsnn.errors import RuntimeGraphError
 
 
 @dataclass(frozen=True)

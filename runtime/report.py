@@ -6,49 +6,20 @@ on call) per-population spike rates and per-group SynOps, measured vs predicted 
 """
 from __future__ import annotations
 
-import json
-import math
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+
+from lsnn.io import write_json as write_json_file
 
 REPORT_FORMAT = "lsnn.run_report"
 REPORT_VERSION = 1
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
 def write_json(report: dict, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_jsonable(report), f, indent=1, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Write the run report atomically (non-finite numbers become null)."""
+    return write_json_file(path, report, indent=1, nan_as_none=True)
 
 
 def plot(report: dict, path: str | os.PathLike) -> Path:

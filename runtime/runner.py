@@ -42,7 +42,7 @@ class RunOptions:
 
 def load_graph(path: str) -> Graph:
     """read_net + the runtime's checks, with one-line errors."""
-    from lsnn.compiler.hdf5_io import read_net
+    from lsnn.compiler.backend.netx import read_net
 
     p = Path(path)
     if not p.exists():
@@ -65,7 +65,7 @@ def _dataset_name(graph: Graph, opts: RunOptions) -> str:
 
 
 def load_inputs(graph: Graph, opts: RunOptions):
-    from lsnn.searcher.datasets import load_dataset
+    from lsnn.data.datasets import load_dataset
 
     name = _dataset_name(graph, opts)
     data = load_dataset(name, opts.data_dir, opts.split)
@@ -98,7 +98,7 @@ def result_from_trace(graph: Graph, trace: PipelineTrace, x_int: np.ndarray) -> 
 
 
 def _profile(opts: RunOptions):
-    from lsnn.compiler.profile import load_profile
+    from lsnn.hw_profiles.profile import load_profile
 
     if opts.profile and opts.target:
         raise LsnnError("give --profile or --target, not both")
@@ -148,7 +148,7 @@ def run_model(opts: RunOptions) -> dict[str, Any]:
     # started their thread pools (the emulator's fast backend) is what fork-safety advice warns of
     n_lava = min(opts.samples, len(y))
     if opts.engine in ("lava", "both") and n_lava > 0:
-        from lsnn.runtime.lava_run import run_lava
+        from lsnn.runtime.lava.run import run_lava
 
         xl = x_int[:n_lava]
         bar = _bar(n_lava, "lava", opts.progress)

@@ -1,7 +1,8 @@
-"""`lsnn search`: parse options into a RunConfig and run the search pipeline."""
+"""`lsnn search`'s options: parse them (and a YAML config) into a RunConfig. The command itself
+is registered by `lsnn.cli`, which hands the config to `lsnn.workflow` (search, then deploy)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -15,62 +16,66 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(f"expected comma-separated cell indices like '2,5', got '{value}'") from None
 
 
-@click.command("search")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file with any of these options (CLI values win).")
-@click.option("--dataset", type=click.Choice(["digits", "cifar10", "cifar100", "gsc"]), help="Dataset [default: digits, embedded].")
-@click.option("--data-dir", help="Dataset folder or archive (.tar / .tar.xz); not needed for digits.")
-@click.option("--out", "out_dir", help="Run directory [default: runs/<dataset>].")
-@click.option("--preset", type=click.Choice(["large", "medium", "small", "gsc"]), help="(l1, l2, p) of the paper's scales.")
-@click.option("--l1", type=float, help="Model-size coefficient lambda1 (Eq. 15).")
-@click.option("--l2", type=float, help="Bit-SynOps coefficient lambda2 (Eq. 15).")
-@click.option("-p", "--prune-rate", "p", type=float, help="Pruning rate p in [0, 1).")
-@click.option("-T", "--timesteps", "T", type=int, help="Largest candidate number of timesteps.")
-@click.option("-C", "--channels", "C", type=int, help="Initial channels C in search.")
-@click.option("--retrain-channels", "C_retrain", type=int, help="Initial channels C in retraining.")
-@click.option("--cells", type=int, help="Number of cells.")
-@click.option("--reductions", callback=_int_list, help="Reduction cell indices, 0-based, e.g. '2,5'.")
-@click.option("--search-epochs", type=int)
-@click.option("--retrain-epochs", type=int)
-@click.option("--batch-size", type=int, help="Search batch size.")
-@click.option("--retrain-batch-size", type=int)
-@click.option("--retrain-lr", type=float, help="SGD learning rate of retraining (cosine schedule).")
-@click.option("--train-subset", type=int, help="Use a stratified subset of N training samples (reduced-scale runs).")
-@click.option("--test-subset", type=int, help="Evaluate on a stratified subset of N test samples.")
-@click.option("--arch-lr", type=float, help="Adam learning rate of the architecture step (alpha, beta, mask scores, psi).")
-@click.option("--arch-data", type=click.Choice(["same", "heldout"]), help="Batch for the architecture step: the same as the weight step (paper) or a held-out half (DARTS).")
-@click.option("--differentiable-rate/--detached-rate", default=None, help="Let l2 act on firing rates through the surrogate (default: detached, as the paper's code).")
-@click.option("--lif-mode", type=click.Choice(["lava", "float"]), help="Retraining neuron: Lava's integer LIF in the loop (bit-exact on chip, default) or the paper's float LIF.")
-@click.option("--seed", type=int)
-@click.option("--device", help="torch device, e.g. cpu or cuda.")
-@click.option("--num-threads", type=int, help="torch CPU threads.")
-@click.option("--stage", type=click.Choice(["all", "search", "retrain"]), help="Run one stage alone.")
-@click.option("--genotype", type=click.Path(dir_okay=False), help="genotype.json for --stage retrain.")
-@click.option("--target", "deploy_target", help="After retraining, compile for this bundled target and run it (default loihi2).")
-@click.option("--deploy-profile", type=click.Path(dir_okay=False), help="... or a hardware-profile YAML for that compile / run.")
-@click.option("--no-deploy", is_flag=True, help="Stop at model.pt (no compile / run).")
-@click.option("--lava-samples", type=int, help="Test samples the deploy check runs on Lava's simulator (default 8).")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
-def search_cmd(config_file: str | None, resume: bool, no_deploy: bool, **options: Any) -> None:
-    """Search a lightweight SNN (LitE-SNN), decode it, retrain it, and save model.pt.
+_OPTIONS = [
+    click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file with any of these options (CLI values win)."),
+    click.option("--dataset", type=click.Choice(["digits", "cifar10", "cifar100", "gsc"]), help="Dataset [default: digits, embedded]."),
+    click.option("--data-dir", help="Dataset folder or archive (.tar / .tar.xz); not needed for digits."),
+    click.option("--out", "out_dir", help="Run directory [default: runs/<dataset>]."),
+    click.option("--preset", type=click.Choice(["large", "medium", "small", "gsc"]), help="(l1, l2, p) of the paper's scales."),
+    click.option("--l1", type=float, help="Model-size coefficient lambda1 (Eq. 15)."),
+    click.option("--l2", type=float, help="Bit-SynOps coefficient lambda2 (Eq. 15)."),
+    click.option("-p", "--prune-rate", "p", type=float, help="Pruning rate p in [0, 1)."),
+    click.option("-T", "--timesteps", "T", type=int, help="Largest candidate number of timesteps."),
+    click.option("-C", "--channels", "C", type=int, help="Initial channels C in search."),
+    click.option("--retrain-channels", "C_retrain", type=int, help="Initial channels C in retraining."),
+    click.option("--cells", type=int, help="Number of cells."),
+    click.option("--reductions", callback=_int_list, help="Reduction cell indices, 0-based, e.g. '2,5'."),
+    click.option("--search-epochs", type=int),
+    click.option("--retrain-epochs", type=int),
+    click.option("--batch-size", type=int, help="Search batch size."),
+    click.option("--retrain-batch-size", type=int),
+    click.option("--retrain-lr", type=float, help="SGD learning rate of retraining (cosine schedule)."),
+    click.option("--train-subset", type=int, help="Use a stratified subset of N training samples (reduced-scale runs)."),
+    click.option("--test-subset", type=int, help="Evaluate on a stratified subset of N test samples."),
+    click.option("--arch-lr", type=float, help="Adam learning rate of the architecture step (alpha, beta, mask scores, psi)."),
+    click.option("--arch-data", type=click.Choice(["same", "heldout"]), help="Batch for the architecture step: the same as the weight step (paper) or a held-out half (DARTS)."),
+    click.option("--differentiable-rate/--detached-rate", default=None, help="Let l2 act on firing rates through the surrogate (default: detached, as the paper's code)."),
+    click.option("--lif-mode", type=click.Choice(["lava", "float"]), help="Retraining neuron: Lava's integer LIF in the loop (bit-exact on chip, default) or the paper's float LIF."),
+    click.option("--seed", type=int),
+    click.option("--device", help="torch device, e.g. cpu or cuda."),
+    click.option("--num-threads", type=int, help="torch CPU threads."),
+    click.option("--stage", type=click.Choice(["all", "search", "retrain"]), help="Run one stage alone."),
+    click.option("--genotype", type=click.Path(dir_okay=False), help="genotype.json for --stage retrain."),
+    click.option("--target", "deploy_target", help="After retraining, compile for this bundled target and run it (default loihi2)."),
+    click.option("--deploy-profile", type=click.Path(dir_okay=False), help="... or a hardware-profile YAML for that compile / run."),
+    click.option("--no-deploy", is_flag=True, help="Stop at model.pt (no compile / run)."),
+    click.option("--lava-samples", type=int, help="Test samples the deploy check runs on Lava's simulator (default 8)."),
+    click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint."),
+]
 
-    The default runs the whole pipeline on the embedded digits dataset in a few minutes.
-    """
-    from lsnn.searcher.pipeline import run_pipeline
-    from lsnn.searcher.run_config import build_config, load_yaml_config
+
+def search_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Apply every `lsnn search` option to the command function `f`."""
+    for option in reversed(_OPTIONS):
+        f = option(f)
+    return f
+
+
+def config_from_options(config_file: str | None, no_deploy: bool, options: dict[str, Any]) -> Any:
+    """The RunConfig of dataset defaults < --preset < --config FILE < options (ConfigError names
+    the file and key)."""
+    from lsnn.searcher.config import build_config, load_yaml_config
 
     file_values = load_yaml_config(config_file) if config_file else {}
-    cfg = build_config(options.get("dataset"), file_values, options,
-                       source=config_file or "command line")
+    cfg = build_config(options.get("dataset"), file_values, options, source=config_file or "command line")
     if no_deploy:
         cfg.deploy_target = None
         cfg.deploy_profile = None
-    result = run_pipeline(cfg, resume=resume, echo=click.echo)
-    s = result.summary
-    if result.model_path is None:
-        click.echo(f"genotype: {result.out_dir / 'genotype.json'}")
-        return
-    click.echo(
-        f"done: test accuracy {100 * s['test_accuracy']:.2f} %, model size {s['model_size_bytes'] / 1e3:.2f} kB, "
-        f"Bit-SynOps {s['bit_synops'] / 1e6:.3f} M, T = {s['T']}, bits per cell {s['bits_per_cell']}, "
-        f"p = {s['prune_rate']:g} -> {s['model']} ({s['wall_seconds']} s)"
-    )
+    return cfg
+
+
+def done_line(s: dict[str, Any]) -> str:
+    """The closing line of a finished run (from its summary)."""
+    return (f"done: test accuracy {100 * s['test_accuracy']:.2f} %, model size {s['model_size_bytes'] / 1e3:.2f} kB, "
+            f"Bit-SynOps {s['bit_synops'] / 1e6:.3f} M, T = {s['T']}, bits per cell {s['bits_per_cell']}, "
+            f"p = {s['prune_rate']:g} -> {s['model']} ({s['wall_seconds']} s)")

@@ -1,4 +1,5 @@
-"""One `lsnn search` run: load data -> supernet search -> decode -> retrain -> export model.pt.
+"""The searcher's run: load data -> supernet search -> decode -> retrain -> export model.pt
+(compiling and running it on the target is `lsnn.workflow`'s job).
 
 Writes a run directory (config.yaml, search_log.jsonl, genotype.json, retrain_log.jsonl,
 plots, model.pt, summary.json). Each stage checkpoints; `resume=True` continues where an
@@ -7,7 +8,6 @@ interrupted run stopped, and a finished stage is not run again.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +18,10 @@ import yaml
 
 from lsnn import __version__
 from lsnn.errors import ConfigError
-from lsnn.searcher.genotype import Genotype
-from lsnn.searcher.run_config import RunConfig
+from lsnn.io import write_json
+from lsnn.searcher.config import RunConfig
 from lsnn.searcher.run_log import append_epoch, read_log
+from lsnn.searcher.space.genotype import Genotype
 
 Echo = Callable[[str], None]
 
@@ -38,15 +39,21 @@ class Splits:
 
 @dataclass
 class PipelineResult:
+    """What a run produced: its directory, the genotype, model.pt (None after --stage search), the
+    summary written to summary.json, and for deployment the retrained net and the test split."""
+
     out_dir: Path
     genotype: Genotype
     model_path: Path | None
     summary: dict[str, Any]
+    net: Any = None
+    test: tuple[np.ndarray, np.ndarray] | None = None
+    started: float = 0.0
 
 
 def load_splits(cfg: RunConfig) -> Splits:
     """Load train/val/test of cfg.dataset, with the stratified subsets a reduced-scale run asks for."""
-    from lsnn.searcher.datasets import load_dataset, subset
+    from lsnn.data.datasets import load_dataset, subset
 
     tr = load_dataset(cfg.dataset, cfg.data_dir, "train")
     va = load_dataset(cfg.dataset, cfg.data_dir, "val")
@@ -75,16 +82,10 @@ def resolved_hparams(cfg: RunConfig) -> dict[str, float]:
             "p": pre.p if cfg.p is None else cfg.p}
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def run_search_stage(cfg: RunConfig, data: Splits, out: Path, resume: bool, echo: Echo) -> Genotype:
     """Supernet search + decode; writes search_log.jsonl, genotype.json and the plots."""
     from lsnn.searcher.plots import plot_search_history
-    from lsnn.searcher.search_loop import SearchConfig, run_search
+    from lsnn.searcher.search.loop import SearchConfig, run_search
 
     gpath = out / "genotype.json"
     if resume and gpath.is_file():
@@ -118,7 +119,7 @@ def _plot_weights(result: Any, path: Path) -> None:
 def readout_axon_limit(cfg: RunConfig) -> int:
     """Input axons per core of the deploy target (its profile; loihi2 without one): where the
     compiler splits the readout, which a lava-mode retrain models."""
-    from lsnn.compiler.profile import load_profile
+    from lsnn.hw_profiles.profile import load_profile
 
     prof = load_profile(path=cfg.deploy_profile) if cfg.deploy_profile else load_profile(
         target=cfg.deploy_target or "loihi2")
@@ -128,8 +129,8 @@ def readout_axon_limit(cfg: RunConfig) -> int:
 def run_retrain_stage(cfg: RunConfig, genotype: Genotype, data: Splits, out: Path, resume: bool,
                       echo: Echo) -> tuple[Any, dict[str, Any]]:
     """Retrain the decoded network in deployable form; returns (net, result summary)."""
+    from lsnn.searcher.deploy.retrain import RetrainConfig, run_retrain
     from lsnn.searcher.plots import plot_retrain_history
-    from lsnn.searcher.retrain import RetrainConfig, run_retrain
 
     C = cfg.C_retrain or cfg.C
     if C != genotype.C:
@@ -139,7 +140,7 @@ def run_retrain_stage(cfg: RunConfig, genotype: Genotype, data: Splits, out: Pat
                                  "readout_axon_limit": readout_axon_limit(cfg)})
     augment = None
     if cfg.augment:
-        from lsnn.searcher.datasets import crop_flip
+        from lsnn.data.datasets import crop_flip
 
         augment = crop_flip
     echo(f"retrain: C={C}, T={genotype.T}, bits per cell {[c.bits for c in genotype.cells]}, "
@@ -157,9 +158,9 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
     """Run the stages cfg.stage asks for and write the run directory."""
     import torch
 
-    from lsnn.artifact import save_artifact
-    from lsnn.searcher.artifact_cost import artifact_cost
-    from lsnn.searcher.export import export_artifact
+    from lsnn.contract.artifact import save_artifact
+    from lsnn.searcher.deploy.artifact_cost import artifact_cost
+    from lsnn.searcher.deploy.export import export_artifact
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -209,18 +210,5 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
         "bits_per_cell": [c.bits for c in genotype.cells], "prune_rate": genotype.prune_rate,
         "wall_seconds": round(time.time() - t0, 1), "model": str(model_path),
     }
-    _write_json(out / "summary.json", summary)
-    if cfg.deploy_target or cfg.deploy_profile:
-        from lsnn.errors import LsnnError
-        from lsnn.searcher.deploy_stage import deploy_and_check
-
-        try:
-            summary["deploy"] = deploy_and_check(model_path, res.net, data.test, cfg.deploy_target,
-                                                 cfg.data_dir, cfg.lava_samples, echo, profile=cfg.deploy_profile)
-        except LsnnError as exc:  # model.pt stands; say why the target refused it, exit non-zero
-            summary["deploy"] = {"target": cfg.deploy_profile or cfg.deploy_target, "error": str(exc)}
-            _write_json(out / "summary.json", summary)
-            raise LsnnError(f"{model_path} was written, but deploying it failed: {exc}") from None
-        summary["wall_seconds"] = round(time.time() - t0, 1)
-        _write_json(out / "summary.json", summary)
-    return PipelineResult(out, genotype, model_path, summary)
+    write_json(out / "summary.json", summary)
+    return PipelineResult(out, genotype, model_path, summary, net=res.net, test=data.test, started=t0)

@@ -2,20 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-
-def _plain(v: Any) -> Any:
-    """Convert tensors / numpy scalars and arrays into JSON-able Python values."""
-    if hasattr(v, "tolist"):
-        return v.tolist()
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
+from lsnn.io import atomic_write_text, jsonable
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
@@ -29,10 +19,8 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
 def append_epoch(path: str | Path, record: dict[str, Any]) -> list[dict[str, Any]]:
     """Write `record`, dropping any earlier record of the same or a later epoch (a resumed run)."""
     p = Path(path)
-    rec = _plain(record)
+    rec = jsonable(record)
     kept = [r for r in read_log(p) if r.get("epoch", -1) < rec.get("epoch", 0)]
     kept.append(rec)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    os.replace(tmp, p)
+    atomic_write_text(p, "".join(json.dumps(r) + "\n" for r in kept))
     return kept

@@ -17,13 +17,28 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from lsnn.compiler.errors import (RULE_BIAS_EXP, RULE_BIAS_MANT, RULE_DELAY, RULE_FAN_IN, RULE_FAN_OUT,
-                                  RULE_GRADED_INPUT, RULE_NEURON_MEMORY, RULE_POPULATION_CORES, RULE_SIGN_MODE,
-                                  RULE_STATE_BITS, RULE_TOTAL_CORES, RULE_VTH, RULE_WEIGHT_BITS, RULE_WEIGHT_EXP,
-                                  DesignRuleError, IRError, Violation)
 from lsnn.compiler.ir import STATE_BITS, Graph
 from lsnn.compiler.passes.place import PlacementPlan, plan_placement
-from lsnn.compiler.profile import Profile
+from lsnn.compiler.rules import (
+    RULE_BIAS_EXP,
+    RULE_BIAS_MANT,
+    RULE_DELAY,
+    RULE_FAN_IN,
+    RULE_FAN_OUT,
+    RULE_GRADED_INPUT,
+    RULE_NEURON_MEMORY,
+    RULE_POPULATION_CORES,
+    RULE_SIGN_MODE,
+    RULE_STATE_BITS,
+    RULE_TOTAL_CORES,
+    RULE_VTH,
+    RULE_WEIGHT_BITS,
+    RULE_WEIGHT_EXP,
+    DesignRuleError,
+    IRError,
+    Violation,
+)
+from lsnn.hw_profiles.profile import Profile
 
 Rule = Callable[[Graph, Profile, PlacementPlan], list[Violation]]
 

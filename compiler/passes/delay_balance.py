@@ -1,4 +1,4 @@
-"""Pass 5: pipeline depths, per-edge delays and latency (docs/SEMANTICS.md 4, DESIGN.md 3).
+"""Pass 5: pipeline depths, per-edge delays and latency (docs/SEMANTICS.md 4, docs/DESIGN.md 3).
 
 On Lava every synapse delays by one step and LIF by none, so a population at depth d receiving
 from depth d' < d - 1 needs d - 1 - d' extra steps on that edge for its inputs to line up:

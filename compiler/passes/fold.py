@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from lsnn.compiler.errors import IRError
 from lsnn.compiler.ir import Graph
+from lsnn.errors import IRError
 
 
 def fold(graph: Graph, profile: object = None) -> Graph:

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lsnn.compiler.errors import IRError
 from lsnn.compiler.ir import Graph, Placement, Population, SynapseGroup
 from lsnn.compiler.passes.sparsify import conv_position_counts, kept_mask
-from lsnn.compiler.profile import Profile
+from lsnn.errors import IRError
+from lsnn.hw_profiles.profile import Profile
 
 
 @dataclass(frozen=True, eq=False)

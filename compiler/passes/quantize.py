@@ -10,7 +10,7 @@ violations naming the layer and its max residual. Bit format per group:
   ties (an identity weight 64 is mantissa 1, exponent 6);
 - bits needed: mixed = two's complement width of the mantissa, otherwise its magnitude width;
   for a conv/dense group with searched bits b on the EdMIPS grid (odd integers, mixed sign)
-  at least b + 1 (DESIGN.md 3), whatever values the random draw happened to reach;
+  at least b + 1 (docs/DESIGN.md 3), whatever values the random draw happened to reach;
 - `weight_bits` = the smallest width the profile allows that holds it (else the needed width,
   which `check_rules` then reports).
 """
@@ -21,9 +21,10 @@ from typing import Optional
 
 import numpy as np
 
-from lsnn.compiler.errors import RULE_INTEGRAL, DesignRuleError, IRError, Violation
 from lsnn.compiler.ir import Graph, SynapseGroup
-from lsnn.compiler.profile import Profile
+from lsnn.compiler.rules import RULE_INTEGRAL, Violation
+from lsnn.errors import DesignRuleError, IRError
+from lsnn.hw_profiles.profile import Profile
 
 INTEGRAL_TOL = 1e-4
 

@@ -20,8 +20,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from lsnn.compiler.errors import IRError
 from lsnn.compiler.ir import Graph, SparseStats, SynapseGroup
+from lsnn.errors import IRError
 
 
 def valid_taps(n_out: int, n_in: int, k: int, stride: int, padding: int) -> np.ndarray:

@@ -1,0 +1,331 @@
+"""Vectorised integer emulator of a compiled net, bit-exact to Lava's fixed-point simulation.
+
+Two schedules of the same integer arithmetic (docs/SEMANTICS.md sections 3-4):
+
+- `Emulator.run` ("ideal time", the fast path): no pipeline delay, as the trained model runs. The
+  net is feed-forward, so each population is computed for all T steps of a batch of samples at
+  once: when its spikes exist it pushes them through its outgoing synapse groups into its
+  destinations' int32 inputs, then each destination runs the LIF recurrence over T. Two backends
+  of identical integers: "fast" (conv groups leaving one population with one geometry as one
+  torch float32 convolution, exact because every partial sum is an integer below 2^24, checked
+  per group; the LIF as compiled numba kernels, `kernels`) and "numpy" (the reference: one
+  im2col GEMM per group in float32/float64, the LIF in `lsnn.contract.chip`). Where the group bounds prove
+  that no current decay or 24-bit wrap can occur, both use an exact float64 form of the LIF.
+  Groups fed by the (static) input are computed once per sample and reused at every step.
+- `step_pipeline` (the oracle): Lava's schedule step by step: every synapse adds one step, each
+  edge its extra `delay`, LIFReset zeroes a population at steps s with s % T == (1 + depth) % T,
+  samples stream one per T steps, the input is a ring buffer of `N*T + max depth` columns (zero
+  after the last sample).
+- `to_pipeline` turns an ideal-time result into the exact per-layer trains of the Lava pipeline:
+  population P at Lava step k*T + t + depth(P) is ideal step t of sample k; the steps before
+  P's first wavefront do not depend on the input (they are a zero-input `step_pipeline` run) and
+  the steps after the last sample belong to phantom all-zero samples.
+
+Synapse outputs follow Lava's processes: `Conv` wraps each output to 24 bits, `Dense`/`Sparse`
+to int32, the neuron's InPort sums in int32. Layout inside: activations are channels-last
+[M, H, W, C] (uint8 spikes); results are returned as (C, H, W). No Lava; torch and numba only
+in the "fast" backend.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from lsnn.compiler.ir import INPUT_NAME, Graph
+from lsnn.contract.chip import LifParams, lif_step, reset_state
+from lsnn.runtime.emulator.lif_fast import fast_path_ok, lif_run_fast
+from lsnn.runtime.emulator.synapse_ops import FusedConv, SynapseOp, fuse_by_source
+from lsnn.runtime.netgraph import check_input_int, check_runnable, input_is_graded
+from lsnn.runtime.results import EmulatorResult, PipelineTrace
+
+_LIF_CHUNK = 2 ** 16            # neurons per LIF update call (cache-sized, ~1.3x faster)
+
+
+# ----------------------------------------------------------------------------------------------
+# the emulator
+
+
+BACKENDS = ("auto", "fast", "numpy")
+
+
+def resolve_backend(backend: str) -> str:
+    """"fast" or "numpy" for a requested backend; "auto" is "fast" when torch and numba import."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown emulator backend {backend!r} (one of {', '.join(BACKENDS)})")
+    if backend == "numpy":
+        return backend
+    try:
+        import numba  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        if backend == "fast":
+            raise
+        return "numpy"
+    return "fast"
+
+
+class Emulator:
+    """Integer emulator of `graph` (an integer-stage compiler Graph), bit-exact to Lava fixed_pt."""
+
+    def __init__(self, graph: Graph, *, max_batch: int = 256, act_budget_bytes: int = 96 * 2 ** 20,
+                 backend: str = "auto") -> None:
+        """`backend`: "fast" (conv groups fused per source as exact float32 torch convolutions,
+        compiled numba LIF), "numpy" (the reference: one im2col GEMM per group, array LIF), or
+        "auto" (fast when torch and numba import). Both give identical integers."""
+        self.backend = resolve_backend(backend)
+        self._kernels = None
+        if self.backend == "fast":            # numba compiles (or loads its cache) on first call
+            from lsnn.runtime.emulator import kernels
+
+            self._kernels = kernels
+        self.timing = check_runnable(graph)
+        self.graph = graph
+        self.T = graph.T
+        self.ops = [SynapseOp(s, graph) for s in graph.synapses]
+        self.incoming = {p.name: [op for op in self.ops if op.dst == p.name] for p in graph.populations}
+        # what each source pushes to its destinations once its spikes exist
+        outgoing: dict[str, list[SynapseOp]] = {}
+        for op in self.ops:
+            outgoing.setdefault(op.src, []).append(op)
+        self.outgoing = {src: (fuse_by_source(ops) if self.backend == "fast" else list(ops))
+                         for src, ops in outgoing.items()}
+        self.params = {p.name: LifParams.make(p.du, p.dv, p.bias_mant, p.bias_exp, p.vth_mant)
+                       for p in graph.populations}
+        # exact no-decay form of the LIF where no current decay and no 24-bit wrap can occur
+        self.nodecay = {p.name: fast_path_ok(self.params[p.name], sum(op.bound for op in self.incoming[p.name]))
+                     for p in graph.populations}
+        # batch size: the workspace (int32 input and uint8 spikes of every population) and the
+        # widest fused conv output (float32 + int32), over T x batch, within budget (im2col is
+        # chunked separately)
+        sizes = [int(np.prod(p.shape)) for p in graph.populations]
+        per_sample = self.T * (5 * sum(sizes) + 8 * max(sizes))
+        self.batch = int(max(1, min(max_batch, act_budget_bytes // max(per_sample, 1))))
+        self._ws: Optional[dict[str, dict[str, np.ndarray]]] = None
+
+    # -- ideal time ------------------------------------------------------------------------
+
+    def run(self, x_int: np.ndarray, *, record_spikes: bool = False,
+            progress: Optional[Callable[[int], None]] = None) -> EmulatorResult:
+        """Run N encoded samples x_int [N, C, H, W] (ints in [0, 2^bits - 1]) for T steps each."""
+        g = self.graph
+        x_int = check_input_int(g, x_int)
+        n = x_int.shape[0]
+        T = self.T
+        counts = {p.name: np.zeros(T, dtype=np.int64) for p in g.populations}
+        maps = {p.name: np.zeros(p.shape[1:] + p.shape[:1], dtype=np.int64) for p in g.populations}
+        ro = g.population(g.readout)
+        k = ro.shape[0]
+        readout_v = np.zeros((n, k), dtype=np.int32)
+        readout_trace = np.zeros((n, T, k), dtype=np.int32)
+        spikes = ({p.name: np.zeros((n, T) + p.shape, dtype=np.uint8) for p in g.populations}
+                  if record_spikes else None)
+        per_sample = np.zeros(n, dtype=np.int64)
+        input_events = (np.count_nonzero(x_int, axis=0).astype(np.int64) * T)
+        for a in range(0, n, self.batch):
+            b = min(n, a + self.batch)
+
+            def consume(name: str, s: np.ndarray, a: int = a, b: int = b) -> None:
+                # s: [T, B, H, W, C] uint8 spikes of population `name` for samples a..b
+                if self._kernels is not None:
+                    tb = np.empty((b - a, T), np.int64)
+                    self._kernels.spike_counts(s.reshape(T, b - a, -1), tb, maps[name].reshape(-1))
+                    counts[name] += tb.sum(axis=0)
+                    per_sample[a:b] += tb.sum(axis=1)
+                else:
+                    counts[name] += s.reshape(T, -1).sum(axis=1, dtype=np.int64)
+                    maps[name] += s.sum(axis=(0, 1), dtype=np.int64)
+                    per_sample[a:b] += s.reshape(T, b - a, -1).sum(axis=(0, 2), dtype=np.int64)
+                if spikes is not None:
+                    spikes[name][a:b] = s.transpose(1, 0, 4, 2, 3)
+
+            trace = self._run_batch(x_int[a:b], consume)
+            readout_trace[a:b] = trace
+            readout_v[a:b] = trace[:, -1]
+            if progress is not None:
+                progress(b - a)
+        preds = g.predictions(readout_v)                  # the host's sum of readout parts, argmax
+        maps = {name: m.transpose(2, 0, 1) for name, m in maps.items()}
+        return EmulatorResult(predictions=preds, readout_v=readout_v, readout_trace=readout_trace,
+                              spike_counts=counts, spike_maps=maps, input_events=input_events,
+                              num_samples=n, T=T, spikes=spikes, per_sample_spikes=per_sample)
+
+    def warm_up(self) -> None:
+        """Run one all-zero sample: loads the compiled kernels (JIT on the first use ever, then
+        from numba's disk cache) and sets up torch's convolutions, so that timing `run` measures
+        throughput, not start-up."""
+        self.run(np.zeros((1,) + self.graph.input.shape, np.int32))
+
+    def _workspace(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per-population buffers for a full batch, allocated once per emulator and reused: fresh
+        memory page-faults on first touch, which costs as much as the arithmetic here."""
+        if self._ws is None:
+            n = self.T * self.batch
+            shapes = {p.name: (n,) + p.shape[1:] + p.shape[:1] for p in self.graph.populations}
+            self._ws = {"pending": {k: np.zeros(v, np.int32) for k, v in shapes.items()},
+                        "spikes": {k: np.zeros(v, np.uint8) for k, v in shapes.items()}}
+        return self._ws
+
+    def _push(self, src: str, x: np.ndarray, pending: dict[str, np.ndarray], reps: int) -> None:
+        """Add what population (or input) `src` sends, x [M, H, W, C], into the pending int32
+        inputs [reps * M, ...] of its destinations (Lava's InPort sum; int32 addition wraps like
+        it). `reps` = T for the static input (one result, every step), 1 otherwise."""
+        for item in self.outgoing.get(src, []):
+            pairs = item(x) if isinstance(item, FusedConv) else [(item, item(x))]
+            for op, y in pairs:
+                buf = pending[op.dst]
+                view = buf.reshape((reps, y.shape[0]) + buf.shape[1:])
+                view[..., op.offset:op.offset + op.channels] += y[None]
+
+    def _run_batch(self, x_int: np.ndarray, consume: Callable[[str, np.ndarray], None]) -> np.ndarray:
+        """Ideal-time run of one batch: populations in topological order, each pushing its spikes
+        to its destinations' pending inputs as soon as they exist; hands each population's spikes
+        to `consume`; returns the readout's v trace [B, T, G*K]."""
+        g = self.graph
+        T = self.T
+        bsz = x_int.shape[0]
+        x_hwc = np.ascontiguousarray(x_int.transpose(0, 2, 3, 1))            # [B, H, W, C] int32
+        if not input_is_graded(g):
+            x_hwc = (x_hwc != 0).astype(np.uint8)                            # binary payload
+        ws = self._workspace()
+        pending = {name: buf[:T * bsz] for name, buf in ws["pending"].items()}
+        for buf in pending.values():
+            buf.fill(0)
+        self._push(INPUT_NAME, x_hwc, pending, T)
+        readout_trace = np.zeros((bsz, T, g.population(g.readout).shape[0]), dtype=np.int32)
+        for p in g.populations:
+            c, h, w = p.shape
+            a = pending.pop(p.name).reshape(T, bsz, h, w, c)
+            s = ws["spikes"][p.name][:T * bsz].reshape(T, bsz, h, w, c)
+            is_readout = p.name == g.readout
+            tr = self._lif(p.name, a, s, is_readout)
+            if is_readout:
+                readout_trace[:] = tr.reshape(T, bsz, c).transpose(1, 0, 2)
+            del a
+            consume(p.name, s)
+            self._push(p.name, s.reshape(T * bsz, h, w, c), pending, 1)
+        return readout_trace
+
+    def _lif(self, name: str, a: np.ndarray, s: np.ndarray, want_trace: bool) -> Optional[np.ndarray]:
+        """T LIF steps from rest of population `name` on its input a [T, B, H, W, C] (int32, may
+        be overwritten); spikes into s (uint8, same shape); returns v after every step if
+        `want_trace`."""
+        T, bsz, h, w, c = a.shape
+        par = self.params[name]
+        tr = np.empty(a.shape, np.int32) if want_trace else None
+        kernels = self._kernels
+        if kernels is not None:
+            n = bsz * h * w * c
+            bias = np.ascontiguousarray(par.bias.reshape(-1), dtype=np.int32)
+            trace = tr.reshape(T, n) if tr is not None else np.empty((0, 0), np.int32)
+            if self.nodecay[name]:
+                kernels.lif_run_nodecay(a.reshape(T, n), c, par.dv, bias, par.vth_eff, s.reshape(T, n),
+                                        trace, want_trace)
+            else:
+                kernels.lif_run(a.reshape(T, n), c, par.du, par.dv, bias, par.vth_eff, s.reshape(T, n),
+                                trace, want_trace)
+            return tr
+        par = LifParams(par.du, par.dv, par.bias.reshape(1, 1, 1, c), par.vth_eff)
+        if self.nodecay[name]:
+            step = max(1, _LIF_CHUNK // (h * w * c))
+            for i0 in range(0, bsz, step):
+                i1 = min(bsz, i0 + step)
+                lif_run_fast(a[:, i0:i1], par, s[:, i0:i1], None if tr is None else tr[:, i0:i1])
+        else:
+            u = np.zeros((bsz, h, w, c), dtype=np.int32)
+            v = np.zeros((bsz, h, w, c), dtype=np.int32)
+            for t in range(T):
+                s[t] = lif_step(u, v, a[t], par)
+                if tr is not None:
+                    tr[t] = v
+        return tr
+
+    # -- Lava's schedule ---------------------------------------------------------------------
+
+    def step_pipeline(self, x_int: np.ndarray, num_steps: Optional[int] = None) -> PipelineTrace:
+        """Lava's pipelined schedule, one step at a time, for the stream of samples x_int [N, ...].
+
+        The oracle for the Lava tests: the same synapse and neuron arithmetic as `run`, on Lava's
+        timing (see the module doc). `num_steps` defaults to N*T + max depth.
+        """
+        g = self.graph
+        tm = self.timing
+        T = self.T
+        x_int = check_input_int(g, x_int) if len(x_int) else np.zeros((0,) + g.input.shape, np.int32)
+        n = x_int.shape[0]
+        steps = tm.num_steps(n) if num_steps is None else int(num_steps)
+        graded = input_is_graded(g)
+        zero_in = np.zeros(g.input.shape[1:] + g.input.shape[:1], dtype=np.int32 if graded else np.uint8)
+
+        def input_at(step: int) -> np.ndarray:                # what the ring buffer sends at `step`
+            if 1 <= step <= n * T:
+                x = x_int[(step - 1) // T].transpose(1, 2, 0)
+                return x if graded else (x != 0).astype(np.uint8)
+            return zero_in
+
+        zeros_out = {p.name: np.zeros(p.shape[1:] + p.shape[:1], dtype=np.uint8) for p in g.populations}
+        hist: dict[str, list[np.ndarray]] = {p.name: [] for p in g.populations}   # hist[P][s-1]
+        state = {p.name: (np.zeros(p.shape[1:] + p.shape[:1], np.int32),
+                          np.zeros(p.shape[1:] + p.shape[:1], np.int32)) for p in g.populations}
+        params = {p.name: LifParams(self.params[p.name].du, self.params[p.name].dv,
+                                    self.params[p.name].bias.reshape(1, 1, -1), self.params[p.name].vth_eff)
+                  for p in g.populations}
+        ro = g.population(g.readout)
+        rv = np.zeros((steps, ro.shape[0]), dtype=np.int32)
+
+        def out_of(src: str, step: int) -> np.ndarray:
+            if step < 1:
+                return zero_in if src == INPUT_NAME else zeros_out[src]
+            return input_at(step) if src == INPUT_NAME else hist[src][step - 1]
+
+        for step in range(1, steps + 1):
+            for p in g.populations:
+                c, h, w = p.shape
+                a = np.zeros((h, w, c), dtype=np.int32)
+                for op in self.incoming[p.name]:
+                    x = out_of(op.src, step - 1 - tm.delay[op.name])
+                    a[..., op.offset:op.offset + op.channels] += op(x[None])[0]
+                u, v = state[p.name]
+                if step % T == tm.reset_offset(p.name):
+                    reset_state(u, v)
+                hist[p.name].append(lif_step(u, v, a, params[p.name]).astype(np.uint8))
+                if p.name == g.readout:
+                    rv[step - 1] = v.reshape(-1)
+        spikes = {name: np.stack(h).transpose(0, 3, 1, 2) if h else
+                  np.zeros((0,) + g.population(name).shape, np.uint8) for name, h in hist.items()}
+        return PipelineTrace(spikes=spikes, readout_v=rv, num_steps=steps, num_samples=n, timing=tm)
+
+    def to_pipeline(self, x_int: np.ndarray, result: Optional[EmulatorResult] = None) -> PipelineTrace:
+        """The Lava-aligned trace of streaming x_int, built from the ideal-time emulator.
+
+        `result` (if given) must come from `run(x_int, record_spikes=True)`. Rows before a
+        population's first wavefront come from a zero-input `step_pipeline`; rows after the last
+        sample from phantom all-zero samples.
+        """
+        g = self.graph
+        tm = self.timing
+        T = self.T
+        x_int = check_input_int(g, x_int)
+        n = x_int.shape[0]
+        steps = tm.num_steps(n)
+        if result is None or result.spikes is None:
+            result = self.run(x_int, record_spikes=True)
+        n_phantom = max(1, -(-tm.max_depth // T))            # zero samples after the last one
+        phantom = self.run(np.zeros((n_phantom,) + g.input.shape, np.int32), record_spikes=True)
+        prefix = self.step_pipeline(np.zeros((0,) + g.input.shape, np.int32), num_steps=tm.max_depth)
+        spikes = {}
+        for p in g.populations:
+            d = tm.depth[p.name]
+            tr = np.zeros((steps,) + p.shape, dtype=np.uint8)
+            tr[:d] = prefix.spikes[p.name][:d]
+            body = np.concatenate([result.spikes[p.name], phantom.spikes[p.name]], axis=0)
+            body = body.reshape((-1,) + p.shape)                          # [(N+1)*T, C, H, W]
+            tr[d:] = body[:steps - d]
+            spikes[p.name] = tr
+        L = tm.latency
+        rv = np.zeros((steps, result.readout_v.shape[1]), dtype=np.int32)
+        rv[:L] = prefix.readout_v[:L]
+        body = np.concatenate([result.readout_trace, phantom.readout_trace], axis=0).reshape(
+            -1, result.readout_v.shape[1])
+        rv[L:] = body[:steps - L]
+        return PipelineTrace(spikes=spikes, readout_v=rv, num_steps=steps, num_samples=n, timing=tm)

@@ -1,0 +1,135 @@
+"""Compiled (numba) kernels of the emulator's fast path.
+
+`lif_run`: Lava's bit-accurate LIF (the same integer operations as `lsnn.contract.chip.lif_step`, int32
+wraps, one-sided 24-bit current wrap, 24-bit v clip), a block of neurons at a time with its state
+in L1 across the T steps: one read of the input and one write of the spikes per neuron-step,
+where the NumPy form makes ~10 passes over memory. `lif_run_nodecay`: the vectorised form for
+populations where `fast_path_ok` proves it exact. `spike_counts`: the per-step, per-neuron and
+per-sample spike totals in one pass. Parallel over neurons / samples (prange); compiled on first
+use and cached on disk.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from lsnn.contract.chip import ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, MAX_UV, V_MAX
+
+_ACT_MUL = float(1 << ACT_SHIFT)
+
+
+@njit(inline="always")
+def _wrap32(x: int) -> int:
+    """Two's-complement wrap of an integer to int32."""
+    return ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
+
+
+_BLOCK = 1024      # neurons per task: their state stays in L1 across the T steps
+
+
+@njit(inline="always")
+def _block_bias(bias, n0, L, channels):
+    """The per-neuron bias of neurons n0..n0+L-1 (channels-last: channel = n % channels)."""
+    b = np.empty(L, bias.dtype)
+    for j in range(L):
+        b[j] = bias[(n0 + j) % channels]
+    return b
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_run(a, channels, du, dv, bias, vth_eff, spikes, trace, want_trace):  # pragma: no cover
+    """T steps of Lava's bit-accurate LIF from u = v = 0 for every neuron.
+
+    a [T, N] int32 (the summed synaptic input, N neurons channels-last, channel = n % channels),
+    bias [channels] int32 (bias_mant << bias_exp), spikes [T, N] uint8 (written), trace [T, N]
+    int32 (v after each step, written if want_trace). Blocks of neurons in parallel; inside a
+    block the update is branch-free over neurons so it vectorises.
+    """
+    T, N = a.shape
+    cur_factor = DECAY_UNITY - (du + 1)
+    volt_factor = DECAY_UNITY - dv
+    nblk = (N + _BLOCK - 1) // _BLOCK
+    for blk in prange(nblk):
+        n0 = blk * _BLOCK
+        L = min(N, n0 + _BLOCK) - n0
+        u = np.zeros(L, np.int64)
+        v = np.zeros(L, np.int64)
+        b = _block_bias(bias, n0, L, channels).astype(np.int64)
+        for t in range(T):
+            at = a[t, n0:n0 + L]
+            st = spikes[t, n0:n0 + L]
+            for j in range(L):
+                if cur_factor == 0:
+                    dc = np.int64(0)
+                else:
+                    y = u[j] * cur_factor
+                    r = np.abs(y) >> DECAY_SHIFT
+                    dc = r if y >= 0 else -r
+                dc = _wrap32(dc + _wrap32(np.int64(at[j]) << ACT_SHIFT))
+                dc = dc - 2 * MAX_UV if dc > MAX_UV else dc
+                dc = dc + 2 * MAX_UV if dc <= -MAX_UV else dc
+                u[j] = dc
+                if dv == 0:
+                    dvv = v[j]
+                else:
+                    y = v[j] * volt_factor
+                    r = np.abs(y) >> DECAY_SHIFT
+                    dvv = r if y >= 0 else -r
+                upd = _wrap32(_wrap32(dvv + dc) + b[j])
+                upd = min(max(upd, -V_MAX), V_MAX)
+                fire = upd > vth_eff
+                st[j] = 1 if fire else 0
+                v[j] = 0 if fire else upd
+            if want_trace:
+                trace[t, n0:n0 + L] = v
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_run_nodecay(a, channels, dv, bias, vth_eff, spikes, trace, want_trace):  # pragma: no cover
+    """`lif_run` where `lif_fast.fast_path_ok` holds (du = 4095 and no wrap can occur): then
+    u = a << 6 and v' = trunc(v * (4096 - dv) / 4096) + (a << 6) + bias, clipped, exactly as
+    `lif_fast.lif_step_fast`; v in float64 (integers below 2^26: exact), which vectorises
+    (~7x faster than the general integer form). Same arguments as `lif_run`."""
+    T, N = a.shape
+    vf = (DECAY_UNITY - dv) / float(DECAY_UNITY)
+    vth = np.float64(vth_eff)
+    lim = np.float64(V_MAX)
+    nblk = (N + _BLOCK - 1) // _BLOCK
+    for blk in prange(nblk):
+        n0 = blk * _BLOCK
+        L = min(N, n0 + _BLOCK) - n0
+        v = np.zeros(L, np.float64)
+        b = _block_bias(bias, n0, L, channels).astype(np.float64)
+        for t in range(T):
+            at = a[t, n0:n0 + L]
+            st = spikes[t, n0:n0 + L]
+            for j in range(L):
+                x = np.trunc(v[j] * vf) + at[j] * _ACT_MUL + b[j]
+                x = min(max(x, -lim), lim)
+                fire = x > vth
+                st[j] = fire
+                v[j] = 0.0 if fire else x
+            if want_trace:
+                tr = trace[t, n0:n0 + L]
+                for j in range(L):
+                    tr[j] = np.int32(v[j])
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def spike_counts(s, per_step_sample, per_neuron):  # pragma: no cover - compiled
+    """Totals of spikes s [T, B, N] (uint8): per_step_sample [B, T] = sum over N (written),
+    per_neuron [N] += sum over (T, B) (int64, accumulated into)."""
+    T, B, N = s.shape
+    for b in prange(B):
+        for t in range(T):
+            row = s[t, b]
+            tot = 0
+            for n in range(N):
+                tot += row[n]
+            per_step_sample[b, t] = tot
+    for n in prange(N):
+        tot = 0
+        for t in range(T):
+            for b in range(B):
+                tot += s[t, b, n]
+        per_neuron[n] += tot

@@ -1,0 +1,1 @@
+"""The deployable network (BN folded, integers on the chip's grid), its retraining and its export to model.pt."""

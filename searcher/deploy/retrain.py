@@ -1,0 +1,293 @@
+"""Retrain a decoded genotype in deployable form (DeployNet): SGD + cosine, auxiliary loss, resume.
+
+Loss: cross-entropy of the logits averaged over the genotype's T steps, plus `aux_weight` times
+that of the auxiliary head (LitE-SNN retraining, DARTS-style). SGD (lr 0.025, momentum 0.9,
+weight decay 3e-4 on conv/FC weights only; none on BN, thresholds, biases, mask scores),
+cosine schedule per epoch, gradient-norm clip 5, batch 50.
+
+Two phases:
+1. epochs [0, epochs - freeze_epochs): BN folded with running statistics and quantized, BN
+   batch statistics in the training forward (torch.ao's QAT fold); the HYDRA mask scores are
+   optimised with the weights (the genotype carries no mask: scores start equal to W, i.e.
+   magnitude pruning at initialisation, and learn which weights to keep);
+2. the last `freeze_epochs` (default 10 % of the epochs): BN statistics frozen and the mask
+   frozen, so the training forward *is* the deployed integer forward (bias and threshold
+   rounded, straight-through) and the weights adapt to the final mask.
+
+Every evaluation (val, test) runs the eval forward, i.e. exactly what the exporter writes. The
+weights of the best validation epoch are kept. Deterministic for a seed: the init uses
+`torch.manual_seed(seed)`, the data order and augmentation of epoch e use NumPy generators
+seeded by (seed, e), nothing else is random, so a run resumed from `retrain_ckpt.pt` (written
+after every epoch, atomically) continues exactly as if it had not stopped.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lsnn.errors import ConfigError
+from lsnn.searcher import checkpoint as ckpt
+from lsnn.searcher.deploy.net import DeployNet
+from lsnn.searcher.space.genotype import Genotype
+
+CKPT_NAME = "retrain_ckpt.pt"
+CKPT_VERSION = 1
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+Split = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class RetrainConfig:
+    """Retraining hyper-parameters (the paper's: 200 epochs, batch 50, SGD 0.025 cosine, aux 0.4)."""
+
+    epochs: int = 200
+    batch_size: int = 50
+    lr: float = 0.025
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    aux_weight: float = 0.4
+    grad_clip: float = 5.0
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: Optional[int] = None
+    learn_mask: bool = True              # optimise the mask scores in phase 1 (else: frozen at |W| init)
+    freeze_epochs: Optional[int] = None  # last epochs with BN stats + mask frozen (None: round(0.1 * epochs))
+    eval_batch_size: int = 200
+    progress: bool = True
+    in_bits: int = 8
+    stem_bits: Optional[int] = None      # None: widest without 24-bit overflow (CIFAR 4, 1-channel 5)
+    fc_bits: int = 7                     # 7: integers +-127, Loihi's 8-bit weights
+    pre_bits: Optional[int] = None       # None: preprocessing convs at the cell's bits, pruned (search space)
+    lif_mode: str = "lava"               # "lava": the chip's integer LIF in the loop (bit-exact deploy); "float": Eq. 1, tau 0.2
+    readout_axon_limit: Optional[int] = None   # deploy target's input axons per core: the readout's parts (lava mode)
+
+    def validate(self) -> "RetrainConfig":
+        for k in ("batch_size", "eval_batch_size"):
+            if int(getattr(self, k)) < 1:
+                raise ConfigError(f"retrain: '{k}' must be >= 1, got {getattr(self, k)}")
+        if self.epochs < 0:
+            raise ConfigError(f"retrain: 'epochs' must be >= 0, got {self.epochs}")
+        if self.freeze_epochs is not None and not 0 <= self.freeze_epochs <= self.epochs:
+            raise ConfigError(f"retrain: 'freeze_epochs' must be in [0, epochs], got {self.freeze_epochs}")
+        if self.lr <= 0 or self.grad_clip <= 0:
+            raise ConfigError("retrain: 'lr' and 'grad_clip' must be > 0")
+        return self
+
+    @property
+    def n_freeze(self) -> int:
+        return int(round(0.1 * self.epochs)) if self.freeze_epochs is None else int(self.freeze_epochs)
+
+    def lr_at(self, epoch: int) -> float:
+        """Cosine annealing per epoch (0-based), from lr to lr_min."""
+        if self.epochs <= 0:
+            return self.lr
+        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + math.cos(math.pi * epoch / self.epochs))
+
+
+@dataclass
+class RetrainResult:
+    net: DeployNet
+    history: list[dict[str, Any]]
+    test_accuracy: Optional[float]
+    best_epoch: Optional[int] = None
+    best_val_acc: Optional[float] = None
+    test_spike_rates: dict[str, float] = field(default_factory=dict)
+    checkpoint: Optional[Path] = None
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def build_net(genotype: Genotype, cfg: RetrainConfig) -> DeployNet:
+    """The DeployNet for `genotype` (width genotype.C), initialised from `cfg.seed` (deterministic)."""
+    torch.manual_seed(int(cfg.seed))
+    return DeployNet(genotype, in_bits=cfg.in_bits, stem_bits=cfg.stem_bits, fc_bits=cfg.fc_bits,
+                     pre_bits=cfg.pre_bits, aux=cfg.aux_weight > 0, lif_mode=cfg.lif_mode,
+                     readout_axon_limit=cfg.readout_axon_limit)
+
+
+def param_groups(net: DeployNet, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv / FC weights only (BN affine, thresholds, biases and mask scores: none)."""
+    decay, no_decay, scores = [], [], []
+    score_ids = {id(p) for p in net.mask_parameters()}
+    for name, p in net.named_parameters():
+        if id(p) in score_ids:
+            scores.append(p)
+        elif name.endswith("weight") and p.dim() > 1:
+            decay.append(p)
+        else:
+            no_decay.append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay, "name": "weights"},
+              {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
+    if scores:
+        groups.append({"params": scores, "weight_decay": 0.0, "name": "mask_scores"})
+    return groups
+
+
+def _batches(n: int, batch_size: int, order: np.ndarray) -> list[np.ndarray]:
+    out = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if len(out) > 1 and len(out[-1]) < 2:   # a batch of one sample cannot give BN batch statistics
+        out[-2] = np.concatenate([out[-2], out[-1]])
+        out.pop()
+    return out
+
+
+@torch.no_grad()
+def evaluate(net: DeployNet, data: Split, batch_size: int = 200, device: str = "cpu"
+             ) -> tuple[float, dict[str, float]]:
+    """Accuracy and mean spike rate per population of the eval (deployed) forward. Leaves the mode as it was."""
+    x, y = data
+    was_training = net.training
+    net.eval()
+    correct = 0
+    rate_sum: dict[str, float] = {}
+    n = len(y)
+    try:
+        for i in range(0, n, batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32)).to(device)
+            yb = torch.from_numpy(np.asarray(y[i:i + batch_size], dtype=np.int64)).to(device)
+            out = net.forward_all(xb)
+            correct += int((out["logits"].argmax(1) == yb).sum())
+            for k, v in out["rates"].items():
+                rate_sum[k] = rate_sum.get(k, 0.0) + float(v) * len(yb)
+    finally:
+        net.train(was_training)
+    if n == 0:
+        return float("nan"), {}
+    return correct / n, {k: v / n for k, v in rate_sum.items()}
+
+
+RESUME_FREE = ("device", "num_threads", "progress", "eval_batch_size")   # may change on resume
+
+
+def _cfg_key(cfg: RetrainConfig) -> dict[str, Any]:
+    return ckpt.config_dict(cfg, drop=RESUME_FREE)
+
+
+def _set_phase(net: DeployNet, cfg: RetrainConfig, epoch: int) -> bool:
+    frozen = epoch >= cfg.epochs - cfg.n_freeze
+    net.set_bn_frozen(frozen)
+    for s in net.mask_parameters():
+        s.requires_grad_(cfg.learn_mask and not frozen)
+    return frozen
+
+
+# ----------------------------------------------------------------------------------- main loop
+
+
+def run_retrain(genotype: Genotype, cfg: RetrainConfig, train: Split, val: Optional[Split], test: Optional[Split],
+                out_dir: str | os.PathLike, resume: bool = False,
+                on_epoch: Optional[Callable[[dict[str, Any]], None]] = None,
+                augment: Optional[Augment] = None) -> RetrainResult:
+    """Retrain `genotype` from scratch (or resume); returns the best-val network, its history and test accuracy.
+
+    train / val / test: (x float32 [N, C, H, W] in [0, 1], y int64 [N]); val and test may be None
+    (then the last epoch is kept / no test accuracy). `augment(x_batch, rng)` is applied to
+    training batches only. `on_epoch(record)` is called after each epoch (after the checkpoint).
+    """
+    from tqdm import tqdm
+
+    cfg.validate()
+    if cfg.num_threads:
+        torch.set_num_threads(int(cfg.num_threads))
+    device = torch.device(cfg.device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CKPT_NAME
+    x_tr, y_tr = train
+    if len(y_tr) < 2:
+        raise ConfigError(f"retrain: need at least 2 training samples, got {len(y_tr)}")
+
+    net = build_net(genotype, cfg).to(device)
+    opt = torch.optim.SGD(param_groups(net, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum)
+    history: list[dict[str, Any]] = []
+    best_val, best_epoch, best_state = -1.0, None, None
+    start = 0
+    if resume and ckpt_path.is_file():
+        ck = ckpt.load_checkpoint(ckpt_path, "retrain", CKPT_VERSION, map_location=device)
+        if ck["genotype"] != genotype.to_dict() or ck["config"] != _cfg_key(cfg):
+            raise ConfigError(f"{ckpt_path}: --resume with a different genotype or retrain settings; "
+                              f"use a new output directory")
+        net.load_state_dict(ck["net"])
+        opt.load_state_dict(ck["optimizer"])
+        history = list(ck["history"])
+        best_val, best_epoch, best_state = ck["best_val"], ck["best_epoch"], ck["best_state"]
+        start = int(ck["epoch"])
+
+    for epoch in range(start, cfg.epochs):
+        t0 = time.time()
+        net.train()
+        frozen = _set_phase(net, cfg, epoch)
+        lr = cfg.lr_at(epoch)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(y_tr))
+        aug_rng = np.random.default_rng([cfg.seed, epoch, 1])
+        loss_sum, correct, seen = 0.0, 0, 0
+        rate_sum: dict[str, float] = {}
+        batches = _batches(len(y_tr), cfg.batch_size, order)
+        bar = tqdm(batches, desc=f"retrain {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+        for idx in bar:
+            xb = np.asarray(x_tr[idx], dtype=np.float32)
+            if augment is not None:
+                xb = augment(xb, aug_rng)
+            xb = torch.from_numpy(np.ascontiguousarray(xb)).to(device)
+            yb = torch.from_numpy(np.asarray(y_tr[idx], dtype=np.int64)).to(device)
+            res = net.forward_all(xb)
+            loss = F.cross_entropy(res["logits"], yb)
+            if res["aux"] is not None and cfg.aux_weight > 0:
+                loss = loss + cfg.aux_weight * F.cross_entropy(res["aux"], yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.grad is not None], cfg.grad_clip)
+            opt.step()
+            b = len(yb)
+            loss_sum += float(loss.detach()) * b
+            correct += int((res["logits"].detach().argmax(1) == yb).sum())
+            seen += b
+            for k, v in res["rates"].items():
+                rate_sum[k] = rate_sum.get(k, 0.0) + float(v) * b
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        bar.close()
+        rec: dict[str, Any] = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
+                               "val_acc": None, "lr": lr, "bn_frozen": frozen,
+                               "mask_frozen": frozen or not cfg.learn_mask}
+        if val is not None and len(val[1]) > 0:
+            acc, rates = evaluate(net, val, cfg.eval_batch_size, device)
+            rec["val_acc"] = acc
+            rec["spike_rate"] = rates                 # eval (deployed) forward on the val split
+        else:
+            acc = rec["train_acc"]
+            rec["spike_rate"] = {k: v / seen for k, v in rate_sum.items()}
+        if acc > best_val or best_state is None:
+            best_val, best_epoch = acc, epoch + 1
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        rec["seconds"] = time.time() - t0
+        history.append(rec)
+        ckpt.save_checkpoint(ckpt_path, {"epoch": epoch + 1, "net": net.state_dict(), "optimizer": opt.state_dict(),
+                                         "history": history, "best_val": best_val, "best_epoch": best_epoch,
+                                         "best_state": best_state, "genotype": genotype.to_dict(),
+                                         "config": _cfg_key(cfg)}, CKPT_VERSION)
+        if on_epoch is not None:
+            on_epoch(copy.deepcopy(rec))
+
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.set_bn_frozen(False)
+    net.eval()
+    test_acc, test_rates = None, {}
+    if test is not None and len(test[1]) > 0:
+        test_acc, test_rates = evaluate(net, test, cfg.eval_batch_size, device)
+    return RetrainResult(net=net, history=history, test_accuracy=test_acc, best_epoch=best_epoch,
+                         best_val_acc=None if best_epoch is None else best_val, test_spike_rates=test_rates,
+                         checkpoint=ckpt_path)

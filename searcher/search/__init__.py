@@ -1,0 +1,1 @@
+"""The search: two-step joint optimisation (`loop`), its loss, timestep search, decode, run state."""

@@ -1,0 +1,41 @@
+"""Run configuration: precedence of defaults, YAML and CLI values; errors name file and key."""
+import pytest
+
+from lsnn.errors import ConfigError
+from lsnn.searcher.config import build_config, load_yaml_config
+
+
+def test_precedence(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("dataset: cifar10\nC: 24\nsearch_epochs: 3\n")
+    vals = load_yaml_config(f)
+    cfg = build_config(None, vals, {"search_epochs": 1, "seed": None})
+    assert cfg.dataset == "cifar10"
+    assert cfg.cells == 8 and cfg.reductions == [2, 5]   # dataset default
+    assert cfg.C == 24                                    # file beats default
+    assert cfg.search_epochs == 1                         # CLI beats file
+    assert cfg.seed == 0                                  # None on the CLI means "not given"
+    assert cfg.out_dir == "runs/cifar10"
+
+
+def test_unknown_key_named(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("chanels: 8\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: unknown key\(s\) chanels"):
+        load_yaml_config(f)
+
+
+def test_invalid_values():
+    with pytest.raises(ConfigError, match="'reductions' \\[5\\] must be cell indices in \\[0, 3\\)"):
+        build_config("digits", {}, {"reductions": [5]})
+    with pytest.raises(ConfigError, match="stage 'retrain' needs a genotype file"):
+        build_config("digits", {}, {"stage": "retrain"})
+    with pytest.raises(ConfigError, match="'p' \\(prune rate\\) must be in \\[0, 1\\)"):
+        build_config("digits", {}, {"p": 1.5})
+
+
+def test_non_mapping_yaml(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_yaml_config(f)
