@@ -34,10 +34,9 @@ from lsnn.compiler.rules import (
     RULE_VTH,
     RULE_WEIGHT_BITS,
     RULE_WEIGHT_EXP,
-    DesignRuleError,
-    IRError,
     Violation,
 )
+from lsnn.errors import DesignRuleError, IRError
 from lsnn.hw_profiles.profile import Profile
 
 Rule = Callable[[Graph, Profile, PlacementPlan], list[Violation]]

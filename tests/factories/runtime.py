@@ -98,7 +98,8 @@ def calibrate(graph: Graph, x_int: np.ndarray, seed: int = 0, rate: tuple[float,
     the distribution of a_t + bias (integer input per step) of that population and put vth at a
     random quantile of it. Exactness tests do not depend on this; it only avoids silent layers.
     """
-    from lsnn.runtime.emulator import Emulator, SynapseOp
+    from lsnn.runtime.emulator import Emulator
+    from lsnn.runtime.emulator.synapse_ops import SynapseOp
 
     rng = np.random.default_rng(seed)
     pops = list(graph.populations)
@@ -342,3 +343,12 @@ def digits_graph(seed: int = 0, T: int = 4, C: int = 6, fit_readout: bool = Fals
     syns = [dense("B.out", "B", "out", wq) if s.name == "B.out" else s for s in g.synapses]
     pops = [dataclasses.replace(p, bias_mant=bias) if p.name == "out" else p for p in g.populations]
     return g.with_synapses(syns).with_populations(pops)
+
+
+def tiny_graph(T: int = 2) -> Graph:
+    """input (1,2,2) 2-bit graded -> conv1x1 (w=3) -> A (vth 5) -> dense -> readout (2 classes)."""
+    inp = InputNode(shape=(1, 2, 2), encoding="graded", bits=2)
+    pops = [lif("A", (1, 2, 2), vth=5), readout("out", 2, bias=[1, 0])]
+    syns = [conv("in.A", "input", "A", np.full((1, 1, 1, 1), 3), bits=2),
+            dense("A.out", "A", "out", np.array([[1, 1, 1, 1], [3, -1, -1, 3]]), bits=2)]
+    return make_graph(inp, pops, syns, T)

@@ -1,12 +1,11 @@
 """Measured SynOps (runtime.counting): hand-computed fan-out maps and totals, vs the cost model."""
 import numpy as np
 import pytest
-from test_runtime_emulator import tiny_graph
 
 from lsnn.compiler.ir import InputNode
 from lsnn.runtime.counting import count, fanout_map
 from lsnn.runtime.emulator import Emulator, EmulatorResult
-from tests.factories.runtime import conv, dense, identity, lif, make_graph, random_graph, readout
+from tests.factories.runtime import conv, dense, identity, lif, make_graph, random_graph, readout, tiny_graph
 
 
 def _two_layer(hw_src: int, w, mask=None, stride=1, padding=1, kind="conv", T=1):

@@ -4,7 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from lsnn.compiler.ir import Graph, InputNode
+from lsnn.compiler.ir import InputNode
 from lsnn.errors import RuntimeGraphError
 from lsnn.runtime.emulator import Emulator, first_difference
 from lsnn.runtime.netgraph import encode_input, timing
@@ -20,16 +20,8 @@ from tests.factories.runtime import (
     readout,
     reduction_graph,
     skip_graph,
+    tiny_graph,
 )
-
-
-def tiny_graph(T: int = 2) -> Graph:
-    """input (1,2,2) 2-bit graded -> conv1x1 (w=3) -> A (vth 5) -> dense -> readout (2 classes)."""
-    inp = InputNode(shape=(1, 2, 2), encoding="graded", bits=2)
-    pops = [lif("A", (1, 2, 2), vth=5), readout("out", 2, bias=[1, 0])]
-    syns = [conv("in.A", "input", "A", np.full((1, 1, 1, 1), 3), bits=2),
-            dense("A.out", "A", "out", np.array([[1, 1, 1, 1], [3, -1, -1, 3]]), bits=2)]
-    return make_graph(inp, pops, syns, T)
 
 
 def test_hand_computed_tiny_graph():

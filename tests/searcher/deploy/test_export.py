@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
-from test_deploy_net import tiny_genotype, trained_net
 
 from lsnn.contract.artifact import load_artifact, save_artifact, validate_artifact
 from lsnn.errors import ConfigError
@@ -17,6 +16,7 @@ from lsnn.searcher.deploy.export import export_artifact, random_artifact, random
 from lsnn.searcher.space.genotype import Genotype
 from lsnn.searcher.space.random_genotype import genotypes, random_genotype
 from tests.factories.deploy_reference import integer_checks, reference_forward
+from tests.factories.searcher import tiny_genotype, trained_net
 
 TOP_KEYS = {"format", "version", "created_by", "dataset", "input_encoding", "T", "neuron", "genotype", "backbone",
             "populations", "synapses", "metrics", "train"}
