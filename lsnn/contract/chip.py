@@ -28,8 +28,15 @@ ACT_SHIFT = 6                           # the current adds a_in << 6
 VTH_SHIFT = 6                           # spike iff v > vth << 6
 ACC_LIMIT = MAX_UV >> ACT_SHIFT         # 2^17: an input sum |a| this large makes a << 6 reach the wrap
 DEFAULT_DU = DECAY_UNITY - 1            # 4095: the current does not persist (passes straight through)
-DEFAULT_DV = 3277                       # round(4096 * (1 - 0.2)): v <- trunc(v * (4096 - dv) / 4096), tau = 0.2
 DEFAULT_BIAS_EXP = 6                    # bias_mant << 6 puts the bias in the potential's units
+
+
+def dv_for_tau(tau: float) -> int:
+    """The voltage decay dv (in 1/4096) of a LIF with leak factor tau: v <- trunc(v * (4096 - dv) / 4096)."""
+    return int(round(DECAY_UNITY * (1.0 - tau)))
+
+
+DEFAULT_DV = dv_for_tau(0.2)            # 3277: the paper's tau = 0.2
 
 
 def wrap_int32(x: np.ndarray) -> np.ndarray:

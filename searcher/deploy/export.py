@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from lsnn import __version__
 from lsnn.contract.artifact import ARTIFACT_FORMAT, ARTIFACT_VERSION, validate_artifact
-from lsnn.contract.chip import DEFAULT_DU
+from lsnn.contract.chip import DEFAULT_DU, dv_for_tau
 from lsnn.errors import ConfigError
 from lsnn.searcher.deploy.layers import INPUT, Population
 from lsnn.searcher.deploy.net import DeployNet
@@ -137,7 +137,7 @@ def export_artifact(net: DeployNet, genotype: Optional[Genotype] = None, dataset
         "T": int(net.T),
         "neuron": {"model": "lif", "tau": float(net.tau), "v_reset": 0.0, "surrogate": "dspike",
                    "temperature": float(DSPIKE_TEMPERATURE), "du": DEFAULT_DU,
-                   "dv": int(round(4096 * (1.0 - net.tau)))},
+                   "dv": dv_for_tau(net.tau)},
         "genotype": genotype.to_dict(),
         "backbone": {"C": int(net.C), "cells": len(genotype.cells), "nodes": len(genotype.cells[0].nodes),
                      "reductions": list(genotype.reductions), "stem_bits": int(net.stem_bits),
