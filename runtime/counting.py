@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from lsnn import cost_model as cm
 from lsnn.compiler.ir import INPUT_NAME, Graph, SynapseGroup
 from lsnn.runtime.netgraph import effective_weight, input_is_graded
 
@@ -151,59 +152,48 @@ def _explain(g: GroupCount) -> str:
     return "; ".join(parts) or "as predicted"
 
 
-def count(graph: Graph, result, profile: Any = None) -> CountReport:
-    """Measured vs predicted work of an emulator result (`EmulatorResult`) on `graph`.
-
-    `profile` (a compiler `Profile`) adds energy from its per-op figures.
-    """
-    from lsnn import cost_model as cm
-
-    n = max(1, result.num_samples)
+def _group_count(graph: Graph, s: SynapseGroup, maps: dict[str, np.ndarray], rates: dict[str, float], n: int,
+                 in_bits: int) -> GroupCount:
+    """Measured vs predicted work of one synapse group (per sample)."""
     T = graph.T
-    graded = input_is_graded(graph)
-    in_bits = graph.input.bits if graded else 1
-    sizes = {p.name: p.size for p in graph.populations}
-    c0, h0, w0 = graph.input.shape
-    sizes[INPUT_NAME] = c0 * h0 * w0
-    maps = dict(result.spike_maps)
-    maps[INPUT_NAME] = result.input_events
-    rates = {name: float(maps[name].sum()) / (n * T * sizes[name]) for name in maps}
-    groups: list[GroupCount] = []
-    for s in graph.synapses:
-        src_c, src_h, src_w = graph.shape_of(s.src)
-        _, hd, wd = graph.shape_of(s.dst)
-        fan = fanout_map(graph, s)
-        fan_all = fanout_map(graph, s, all_kept=True)
-        spk = maps[s.src]
-        measured = float((spk * fan).sum()) / n
-        geometric = float((spk * fan_all).sum()) / n
-        p_nom = nominal_prune(s)
-        spikes = rates[s.src] * T                               # Eq. 14 count per source neuron
-        if s.kind == "conv":
-            cout, _, kh, kw = s.weight.shape
-            macs = float(cm.macs(kh, kw, src_c, cout, hd, wd))
-            predicted = float(cm.synops(kh, kw, src_c, cout, hd, wd, spikes, p_nom))
-        elif s.kind == "dense":
-            cout = s.weight.shape[0]
-            macs = float(cm.macs(1, 1, src_c, cout, 1, 1, pool=src_h * src_w))
-            predicted = float(cm.synops(1, 1, src_c, cout, 1, 1, spikes, p_nom, pool=src_h * src_w))
-        else:
-            macs = float(src_c * hd * wd)
-            predicted = macs * spikes
-        dense_eq12 = predicted / (1.0 - p_nom) if p_nom < 1 else 0.0
-        geometry = geometric / dense_eq12 if dense_eq12 else float("nan")
-        pruning = (measured / geometric) / (1.0 - p_nom) if geometric and p_nom < 1 else float("nan")
-        bits_searched = s.bits if s.bits is not None else s.weight_bits
-        sb = in_bits if s.src == INPUT_NAME else 1
-        g = GroupCount(name=s.name, kind=s.kind, src=s.src, dst=s.dst, bits=s.bits, weight_bits=s.weight_bits,
-                       spike_bits=sb, src_rate=rates[s.src], nominal_prune=p_nom, actual_density=actual_density(s),
-                       synapses=int(fan.sum()), macs_per_step=macs, measured_synops=measured,
-                       predicted_synops=predicted, measured_bit_synops=measured * bits_searched,
-                       measured_bit_synops_hw=measured * s.weight_bits, geometry_factor=geometry,
-                       pruning_factor=pruning, in_search_model=s.kind != "identity")
-        g.note = _explain(g)
-        groups.append(g)
+    src_c, src_h, src_w = graph.shape_of(s.src)
+    _, hd, wd = graph.shape_of(s.dst)
+    fan = fanout_map(graph, s)
+    fan_all = fanout_map(graph, s, all_kept=True)
+    spk = maps[s.src]
+    measured = float((spk * fan).sum()) / n
+    geometric = float((spk * fan_all).sum()) / n
+    p_nom = nominal_prune(s)
+    spikes = rates[s.src] * T                               # Eq. 14 count per source neuron
+    if s.kind == "conv":
+        cout, _, kh, kw = s.weight.shape
+        macs = float(cm.macs(kh, kw, src_c, cout, hd, wd))
+        predicted = float(cm.synops(kh, kw, src_c, cout, hd, wd, spikes, p_nom))
+    elif s.kind == "dense":
+        cout = s.weight.shape[0]
+        macs = float(cm.macs(1, 1, src_c, cout, 1, 1, pool=src_h * src_w))
+        predicted = float(cm.synops(1, 1, src_c, cout, 1, 1, spikes, p_nom, pool=src_h * src_w))
+    else:
+        macs = float(src_c * hd * wd)
+        predicted = macs * spikes
+    dense_eq12 = predicted / (1.0 - p_nom) if p_nom < 1 else 0.0
+    geometry = geometric / dense_eq12 if dense_eq12 else float("nan")
+    pruning = (measured / geometric) / (1.0 - p_nom) if geometric and p_nom < 1 else float("nan")
+    bits_searched = s.bits if s.bits is not None else s.weight_bits
+    sb = in_bits if s.src == INPUT_NAME else 1
+    g = GroupCount(name=s.name, kind=s.kind, src=s.src, dst=s.dst, bits=s.bits, weight_bits=s.weight_bits,
+                   spike_bits=sb, src_rate=rates[s.src], nominal_prune=p_nom, actual_density=actual_density(s),
+                   synapses=int(fan.sum()), macs_per_step=macs, measured_synops=measured,
+                   predicted_synops=predicted, measured_bit_synops=measured * bits_searched,
+                   measured_bit_synops_hw=measured * s.weight_bits, geometry_factor=geometry,
+                   pruning_factor=pruning, in_search_model=s.kind != "identity")
+    g.note = _explain(g)
+    return g
 
+
+def _totals(groups: list[GroupCount], T: int) -> dict[str, float]:
+    """Per-sample totals: SynOps (search edges vs the prediction, skips, input events), Bit-SynOps,
+    S-ACE (bit operations on event-driven hardware) and NS-ACE (on dense hardware)."""
     spiking = [g for g in groups if g.src != INPUT_NAME]
     stem = [g for g in groups if g.src == INPUT_NAME]
     model = [g for g in spiking if g.in_search_model]
@@ -219,37 +209,62 @@ def count(graph: Graph, result, profile: Any = None) -> CountReport:
     tot["measured_bit_synops"] = sum(g.measured_bit_synops for g in spiking)
     tot["predicted_bit_synops"] = sum(g.predicted_synops * (g.bits or g.weight_bits) for g in model)
     tot["measured_bit_synops_hw"] = sum(g.measured_bit_synops_hw for g in spiking)
-    # S-ACE: bit operations that happen on event-driven hardware; NS-ACE: on dense hardware
     tot["measured_s_ace"] = sum(g.measured_synops * (g.bits or g.weight_bits) * g.spike_bits for g in groups)
     tot["predicted_s_ace"] = float(sum(cm.s_ace(g.macs_per_step, T, 1.0 if g.src == INPUT_NAME else g.src_rate,
                                                 g.bits or g.weight_bits, g.spike_bits, g.nominal_prune)
                                        for g in groups if g.in_search_model))
     tot["ns_ace"] = float(sum(cm.ns_ace(g.macs_per_step, T, g.bits or g.weight_bits, g.spike_bits) for g in groups))
-    total_spikes = float(sum(result.spike_counts[p.name].sum() for p in graph.populations)) / n
-    neuron_updates = float(sum(p.size for p in graph.populations) * T)
-    rates_pop = {p.name: rates[p.name] for p in graph.populations}
-    per_step = {p.name: (result.spike_counts[p.name] / (n * p.size)).tolist() for p in graph.populations}
+    return tot
+
+
+def _energy(tot: dict[str, float], neuron_updates: float, total_spikes: float, profile: Any) -> dict[str, Any]:
+    """Energy per sample: the paper's method (Table 5) and, with a profile, its per-op figures."""
     energy: dict[str, Any] = {
         "paper_measured_j": float(cm.energy_paper(tot["measured_synops"], tot["measured_input_events_synops"])),
         "paper_predicted_j": float(cm.energy_paper(tot["predicted_synops"], tot["predicted_stem_mults"])),
         "paper_method": "Table 5: 0.9 pJ per add (SynOp), 3.7 pJ per multiply (stem)",
     }
-    if profile is not None:
-        syn_all = tot["measured_synops"] + tot["measured_input_events_synops"]
-        pj = float(cm.energy_hw(syn_all, neuron_updates, total_spikes, profile.energy_synop_pj,
-                                profile.energy_neuron_update_pj, profile.energy_spike_pj))
-        pj_pred = float(cm.energy_hw(tot["predicted_synops"] + tot["predicted_stem_mults"], neuron_updates,
-                                     total_spikes, profile.energy_synop_pj, profile.energy_neuron_update_pj,
-                                     profile.energy_spike_pj))
-        energy.update({
-            "profile": profile.name, "profile_source": getattr(profile, "source", ""),
-            "synop_pj": profile.energy_synop_pj, "neuron_update_pj": profile.energy_neuron_update_pj,
-            "spike_pj": profile.energy_spike_pj,
-            "measured_pj": pj, "predicted_pj": pj_pred,
-            "measured_breakdown_pj": {"synops": syn_all * profile.energy_synop_pj,
-                                      "neuron_updates": neuron_updates * profile.energy_neuron_update_pj,
-                                      "spikes": total_spikes * profile.energy_spike_pj},
-        })
+    if profile is None:
+        return energy
+    syn_all = tot["measured_synops"] + tot["measured_input_events_synops"]
+    pj = float(cm.energy_hw(syn_all, neuron_updates, total_spikes, profile.energy_synop_pj,
+                            profile.energy_neuron_update_pj, profile.energy_spike_pj))
+    pj_pred = float(cm.energy_hw(tot["predicted_synops"] + tot["predicted_stem_mults"], neuron_updates,
+                                 total_spikes, profile.energy_synop_pj, profile.energy_neuron_update_pj,
+                                 profile.energy_spike_pj))
+    energy.update({
+        "profile": profile.name, "profile_source": getattr(profile, "source", ""),
+        "synop_pj": profile.energy_synop_pj, "neuron_update_pj": profile.energy_neuron_update_pj,
+        "spike_pj": profile.energy_spike_pj,
+        "measured_pj": pj, "predicted_pj": pj_pred,
+        "measured_breakdown_pj": {"synops": syn_all * profile.energy_synop_pj,
+                                  "neuron_updates": neuron_updates * profile.energy_neuron_update_pj,
+                                  "spikes": total_spikes * profile.energy_spike_pj},
+    })
+    return energy
+
+
+def count(graph: Graph, result: Any, profile: Any = None) -> CountReport:
+    """Measured vs predicted work of an emulator result (`EmulatorResult`) on `graph`.
+
+    `profile` (a hardware `Profile`) adds energy from its per-op figures.
+    """
+    n = max(1, result.num_samples)
+    T = graph.T
+    in_bits = graph.input.bits if input_is_graded(graph) else 1
+    sizes = {p.name: p.size for p in graph.populations}
+    c0, h0, w0 = graph.input.shape
+    sizes[INPUT_NAME] = c0 * h0 * w0
+    maps = dict(result.spike_maps)
+    maps[INPUT_NAME] = result.input_events
+    rates = {name: float(maps[name].sum()) / (n * T * sizes[name]) for name in maps}
+    groups = [_group_count(graph, s, maps, rates, n, in_bits) for s in graph.synapses]
+    tot = _totals(groups, T)
+    total_spikes = float(sum(result.spike_counts[p.name].sum() for p in graph.populations)) / n
+    neuron_updates = float(sum(p.size for p in graph.populations) * T)
+    rates_pop = {p.name: rates[p.name] for p in graph.populations}
+    per_step = {p.name: (result.spike_counts[p.name] / (n * p.size)).tolist() for p in graph.populations}
     return CountReport(num_samples=result.num_samples, T=T, groups=groups, spike_rates=rates_pop,
                        spike_rates_per_step=per_step, spikes_per_sample=total_spikes,
-                       neuron_updates_per_sample=neuron_updates, totals=tot, energy=energy)
+                       neuron_updates_per_sample=neuron_updates, totals=tot,
+                       energy=_energy(tot, neuron_updates, total_spikes, profile))

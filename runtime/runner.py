@@ -113,6 +113,69 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="sample", disable=None if enabled else True, leave=False)
 
 
+def _lava_section(graph: Graph, emulator: Emulator, x_int: np.ndarray, y: np.ndarray, opts: RunOptions
+                  ) -> tuple[dict[str, Any], Any]:
+    """Run Lava on the first `opts.samples` inputs and compare it with the emulator on the same
+    samples (every population's spikes at every Lava step); returns (report section, lava trace)."""
+    from lsnn.runtime.lava.run import run_lava
+
+    n_lava = min(opts.samples, len(y))
+    xl = x_int[:n_lava]
+    bar = _bar(n_lava, "lava", opts.progress)
+    t0 = time.perf_counter()
+    try:
+        lr = run_lava(graph, xl, record_spikes=True, hw=opts.hw, progress=bar.update)
+    finally:
+        bar.close()
+    wall = time.perf_counter() - t0
+    lava: dict[str, Any] = {"samples": n_lava, "backend": lr.backend,
+                            "accuracy": float(np.mean(lr.predictions == y[:n_lava])), "wall_s": wall,
+                            "samples_per_s": n_lava / wall if wall > 0 else float("inf"), **lr.timings()}
+    ref = emulator.run(xl, record_spikes=True)
+    ref_trace = emulator.to_pipeline(xl, ref)
+    diff = first_difference(ref_trace, lr.trace) if lr.trace is not None else "no spikes recorded"
+    lava["agreement"] = {
+        "predictions": float(np.mean(ref.predictions == lr.predictions)),
+        "readout_v_identical": bool(np.array_equal(ref.readout_v, lr.window_v)),
+        "spikes_identical": diff is None,
+        "first_difference": diff,
+        "compared": "every population's spikes at every Lava step; readout v at every window end",
+    }
+    return lava, (lr.trace, xl)
+
+
+def _emulator_section(emulator: Emulator, x_int: np.ndarray, y: np.ndarray, opts: RunOptions
+                      ) -> tuple[dict[str, Any], EmulatorResult]:
+    """Run the emulator on the whole split (or `opts.limit` samples); returns (report section, result)."""
+    n_em = len(y) if opts.limit is None else min(opts.limit, len(y))
+    t0 = time.perf_counter()
+    emulator.warm_up()
+    startup = time.perf_counter() - t0
+    bar = _bar(n_em, "emulator", opts.progress)
+    t0 = time.perf_counter()
+    try:
+        em_res = emulator.run(x_int[:n_em], progress=bar.update)
+    finally:
+        bar.close()
+    wall = time.perf_counter() - t0
+    return ({"samples": n_em, "accuracy": float(np.mean(em_res.predictions == y[:n_em])),
+             "wall_s": wall, "samples_per_s": n_em / wall if wall > 0 else float("inf"),
+             "batch": emulator.batch, "backend": emulator.backend, "startup_s": startup}, em_res)
+
+
+def _graph_section(graph: Graph, tm: Any) -> dict[str, Any]:
+    """The report's description of the net and its pipeline latency."""
+    return {
+        "graph": {"T": graph.T, "latency": tm.latency, "populations": len(graph.populations),
+                  "synapse_groups": len(graph.synapses), "neurons": int(sum(p.size for p in graph.populations)),
+                  "input": graph.input.to_dict(), "depth": dict(tm.depth)},
+        "latency": {"pipeline_depth_steps": tm.latency, "steps_per_sample": graph.T,
+                    "first_prediction_step": graph.T + tm.latency,
+                    "note": "samples stream one per T steps; each waits T + latency steps for its prediction"},
+        "trained": (graph.meta.get("metrics") or {}) if isinstance(graph.meta, dict) else {},
+    }
+
+
 def run_model(opts: RunOptions) -> dict[str, Any]:
     """Everything `lsnn run` does except printing and writing files; returns the report dict."""
     from lsnn.runtime.counting import count
@@ -127,67 +190,20 @@ def run_model(opts: RunOptions) -> dict[str, Any]:
     x_int = encode_input(graph, data.x)
     y = data.y
     tm = check_runnable(graph)
-    report: dict[str, Any] = {
-        "format": REPORT_FORMAT, "version": REPORT_VERSION, "net": str(opts.net), "dataset": name,
-        "split": opts.split,
-        "graph": {"T": graph.T, "latency": tm.latency, "populations": len(graph.populations),
-                  "synapse_groups": len(graph.synapses), "neurons": int(sum(p.size for p in graph.populations)),
-                  "input": graph.input.to_dict(), "depth": dict(tm.depth)},
-        "latency": {"pipeline_depth_steps": tm.latency, "steps_per_sample": graph.T,
-                    "first_prediction_step": graph.T + tm.latency,
-                    "note": "samples stream one per T steps; each waits T + latency steps for its prediction"},
-        "trained": (graph.meta.get("metrics") or {}) if isinstance(graph.meta, dict) else {},
-    }
-    em_res: Optional[EmulatorResult] = None
+    report: dict[str, Any] = {"format": REPORT_FORMAT, "version": REPORT_VERSION, "net": str(opts.net),
+                              "dataset": name, "split": opts.split, **_graph_section(graph, tm)}
     try:
         emulator = Emulator(graph, backend=opts.emulator_backend)
     except (ValueError, ImportError) as e:
         raise LsnnError(f"emulator backend '{opts.emulator_backend}': {e}") from None
+    em_res: Optional[EmulatorResult] = None
     lava_trace = None
     # Lava first: its processes are forked from this one, and forking after torch / numba have
     # started their thread pools (the emulator's fast backend) is what fork-safety advice warns of
-    n_lava = min(opts.samples, len(y))
-    if opts.engine in ("lava", "both") and n_lava > 0:
-        from lsnn.runtime.lava.run import run_lava
-
-        xl = x_int[:n_lava]
-        bar = _bar(n_lava, "lava", opts.progress)
-        t0 = time.perf_counter()
-        try:
-            lr = run_lava(graph, xl, record_spikes=True, hw=opts.hw, progress=bar.update)
-        finally:
-            bar.close()
-        wall = time.perf_counter() - t0
-        lava: dict[str, Any] = {"samples": n_lava, "backend": lr.backend,
-                                "accuracy": float(np.mean(lr.predictions == y[:n_lava])), "wall_s": wall,
-                                "samples_per_s": n_lava / wall if wall > 0 else float("inf"), **lr.timings()}
-        ref = emulator.run(xl, record_spikes=True)
-        ref_trace = emulator.to_pipeline(xl, ref)
-        diff = first_difference(ref_trace, lr.trace) if lr.trace is not None else "no spikes recorded"
-        lava["agreement"] = {
-            "predictions": float(np.mean(ref.predictions == lr.predictions)),
-            "readout_v_identical": bool(np.array_equal(ref.readout_v, lr.window_v)),
-            "spikes_identical": diff is None,
-            "first_difference": diff,
-            "compared": "every population's spikes at every Lava step; readout v at every window end",
-        }
-        report["lava"] = lava
-        lava_trace = (lr.trace, xl)
+    if opts.engine in ("lava", "both") and min(opts.samples, len(y)) > 0:
+        report["lava"], lava_trace = _lava_section(graph, emulator, x_int, y, opts)
     if opts.engine in ("emulator", "both"):
-        n_em = len(y) if opts.limit is None else min(opts.limit, len(y))
-        t0 = time.perf_counter()
-        emulator.warm_up()
-        startup = time.perf_counter() - t0
-        bar = _bar(n_em, "emulator", opts.progress)
-        t0 = time.perf_counter()
-        try:
-            em_res = emulator.run(x_int[:n_em], progress=bar.update)
-        finally:
-            bar.close()
-        wall = time.perf_counter() - t0
-        report["emulator"] = {"samples": n_em, "accuracy": float(np.mean(em_res.predictions == y[:n_em])),
-                              "wall_s": wall, "samples_per_s": n_em / wall if wall > 0 else float("inf"),
-                              "batch": emulator.batch, "backend": emulator.backend, "startup_s": startup}
+        report["emulator"], em_res = _emulator_section(emulator, x_int, y, opts)
     counts_source = "emulator"
     count_res = em_res
     if count_res is None and lava_trace is not None:

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lsnn.errors import ArtifactError
 from lsnn.io import atomic_path, to_numpy
 
@@ -76,16 +78,75 @@ def _need(d: dict, key: str, where: str) -> Any:
 
 
 def _is_integral(values: Any, tol: float = INTEGRAL_TOL) -> bool:
-    import numpy as np
-
     arr = np.asarray(values, dtype=np.float64)
     return bool(np.all(np.abs(arr - np.round(arr)) <= tol))
 
 
+def _check_population(p: dict[str, Any], i: int, source: str, seen: dict[str, dict]) -> str:
+    """Check population i; returns its name."""
+    name = _need(p, "name", f"{source}: populations[{i}]")
+    where = f"{source}: population '{name}'"
+    if name in seen or name == INPUT_NAME:
+        raise ArtifactError(f"{where}: duplicate or reserved name")
+    kind = _need(p, "kind", where)
+    if kind not in POPULATION_KINDS:
+        raise ArtifactError(f"{where}: kind '{kind}' not one of {POPULATION_KINDS}")
+    shape = _need(p, "shape", where)
+    if len(shape) != 3 or any(int(s) < 1 for s in shape):
+        raise ArtifactError(f"{where}: shape must be [C, H, W] of positive ints, got {shape}")
+    scale = float(_need(p, "scale", where))
+    if not scale > 0:
+        raise ArtifactError(f"{where}: scale must be > 0, got {scale}")
+    bias = to_numpy(_need(p, "bias", where))
+    if bias.shape != (shape[0],):
+        raise ArtifactError(f"{where}: bias shape {bias.shape} != ({shape[0]},)")
+    if not _is_integral(bias / scale):
+        raise ArtifactError(f"{where}: bias / scale is not integral")
+    if kind == "lif":
+        vth = _need(p, "vth", where)
+        if vth is None or not _is_integral(float(vth) / scale):
+            raise ArtifactError(f"{where}: vth / scale is not integral (vth={vth}, scale={scale})")
+    return name
+
+
+def _check_synapse(s: dict[str, Any], i: int, source: str, pops: dict[str, dict]) -> tuple[str, int, int]:
+    """Check synapse group i; returns (dst, first, end) of the dst channels it feeds."""
+    name = _need(s, "name", f"{source}: synapses[{i}]")
+    where = f"{source}: synapse '{name}'"
+    kind = _need(s, "kind", where)
+    if kind not in SYNAPSE_KINDS:
+        raise ArtifactError(f"{where}: kind '{kind}' not one of {SYNAPSE_KINDS}")
+    src, dst = _need(s, "src", where), _need(s, "dst", where)
+    if src != INPUT_NAME and src not in pops:
+        raise ArtifactError(f"{where}: src '{src}' is not a population")
+    if dst not in pops:
+        raise ArtifactError(f"{where}: dst '{dst}' is not a population")
+    if abs(float(_need(s, "scale", where)) - float(pops[dst]["scale"])) > 1e-12 * max(1.0, float(pops[dst]["scale"])):
+        raise ArtifactError(f"{where}: scale differs from dst population '{dst}' scale")
+    w = to_numpy(_need(s, "weight", where)).astype(np.float64)
+    wi = w / float(s["scale"])
+    if not _is_integral(wi):
+        raise ArtifactError(f"{where}: weight / scale is not integral (max residual "
+                            f"{np.max(np.abs(wi - np.round(wi))):.3g})")
+    mask = s.get("mask")
+    if mask is not None:
+        m = to_numpy(mask).astype(bool)
+        if m.shape != w.shape:
+            raise ArtifactError(f"{where}: mask shape {m.shape} != weight shape {w.shape}")
+        if np.any(w[~m] != 0):
+            raise ArtifactError(f"{where}: weights outside the mask are not zero")
+    off = int(s.get("dst_channel_offset", 0))
+    out_ch = int(pops[dst]["shape"][0]) if kind == "identity" else int(w.shape[0])
+    if kind == "identity" and src != INPUT_NAME:
+        out_ch = int(pops[src]["shape"][0])
+    if off < 0 or off + out_ch > int(pops[dst]["shape"][0]):
+        raise ArtifactError(f"{where}: output channels [{off}, {off + out_ch}) exceed dst '{dst}' "
+                            f"channels {pops[dst]['shape'][0]}")
+    return dst, off, off + out_ch
+
+
 def validate_artifact(a: dict[str, Any], source: str = "model.pt") -> None:
     """Check the structural invariants of docs/ARTIFACT.md; raise ArtifactError naming the key."""
-    import numpy as np
-
     for key in ("format", "version", "dataset", "input_encoding", "T", "neuron", "populations", "synapses"):
         _need(a, key, source)
     T = a["T"]
@@ -93,64 +154,11 @@ def validate_artifact(a: dict[str, Any], source: str = "model.pt") -> None:
         raise ArtifactError(f"{source}: 'T' must be a positive int, got {T!r}")
     pops: dict[str, dict] = {}
     for i, p in enumerate(a["populations"]):
-        where = f"{source}: populations[{i}]"
-        name = _need(p, "name", where)
-        where = f"{source}: population '{name}'"
-        if name in pops or name == INPUT_NAME:
-            raise ArtifactError(f"{where}: duplicate or reserved name")
-        kind = _need(p, "kind", where)
-        if kind not in POPULATION_KINDS:
-            raise ArtifactError(f"{where}: kind '{kind}' not one of {POPULATION_KINDS}")
-        shape = _need(p, "shape", where)
-        if len(shape) != 3 or any(int(s) < 1 for s in shape):
-            raise ArtifactError(f"{where}: shape must be [C, H, W] of positive ints, got {shape}")
-        scale = float(_need(p, "scale", where))
-        if not scale > 0:
-            raise ArtifactError(f"{where}: scale must be > 0, got {scale}")
-        bias = to_numpy(_need(p, "bias", where))
-        if bias.shape != (shape[0],):
-            raise ArtifactError(f"{where}: bias shape {bias.shape} != ({shape[0]},)")
-        if not _is_integral(bias / scale):
-            raise ArtifactError(f"{where}: bias / scale is not integral")
-        if kind == "lif":
-            vth = _need(p, "vth", where)
-            if vth is None or not _is_integral(float(vth) / scale):
-                raise ArtifactError(f"{where}: vth / scale is not integral (vth={vth}, scale={scale})")
-        pops[name] = p
+        pops[_check_population(p, i, source, pops)] = p
     covered: dict[str, np.ndarray] = {n: np.zeros(int(p["shape"][0]), dtype=bool) for n, p in pops.items()}
     for i, s in enumerate(a["synapses"]):
-        name = _need(s, "name", f"{source}: synapses[{i}]")
-        where = f"{source}: synapse '{name}'"
-        kind = _need(s, "kind", where)
-        if kind not in SYNAPSE_KINDS:
-            raise ArtifactError(f"{where}: kind '{kind}' not one of {SYNAPSE_KINDS}")
-        src, dst = _need(s, "src", where), _need(s, "dst", where)
-        if src != INPUT_NAME and src not in pops:
-            raise ArtifactError(f"{where}: src '{src}' is not a population")
-        if dst not in pops:
-            raise ArtifactError(f"{where}: dst '{dst}' is not a population")
-        if abs(float(_need(s, "scale", where)) - float(pops[dst]["scale"])) > 1e-12 * max(1.0, float(pops[dst]["scale"])):
-            raise ArtifactError(f"{where}: scale differs from dst population '{dst}' scale")
-        w = to_numpy(_need(s, "weight", where)).astype(np.float64)
-        wi = w / float(s["scale"])
-        if not _is_integral(wi):
-            raise ArtifactError(f"{where}: weight / scale is not integral (max residual "
-                                f"{np.max(np.abs(wi - np.round(wi))):.3g})")
-        mask = s.get("mask")
-        if mask is not None:
-            m = to_numpy(mask).astype(bool)
-            if m.shape != w.shape:
-                raise ArtifactError(f"{where}: mask shape {m.shape} != weight shape {w.shape}")
-            if np.any(w[~m] != 0):
-                raise ArtifactError(f"{where}: weights outside the mask are not zero")
-        off = int(s.get("dst_channel_offset", 0))
-        out_ch = int(pops[dst]["shape"][0]) if kind == "identity" else int(w.shape[0])
-        if kind == "identity" and src != INPUT_NAME:
-            out_ch = int(pops[src]["shape"][0])
-        if off < 0 or off + out_ch > int(pops[dst]["shape"][0]):
-            raise ArtifactError(f"{where}: output channels [{off}, {off + out_ch}) exceed dst '{dst}' "
-                                f"channels {pops[dst]['shape'][0]}")
-        covered[dst][off:off + out_ch] = True
+        dst, c0, c1 = _check_synapse(s, i, source, pops)
+        covered[dst][c0:c1] = True
     for n, cov in covered.items():
         if not cov.all():
             raise ArtifactError(f"{source}: population '{n}' has channels with no incoming synapse group")

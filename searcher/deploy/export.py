@@ -51,18 +51,8 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.float32).cpu().contiguous()
 
 
-def export_artifact(net: DeployNet, genotype: Optional[Genotype] = None, dataset_info: Optional[dict[str, Any]] = None,
-                    metrics: Optional[dict[str, Any]] = None, train_info: Optional[dict[str, Any]] = None,
-                    validate: bool = True) -> dict[str, Any]:
-    """The model.pt dict of docs/ARTIFACT.md for `net` (in its current state; its mode is not changed).
-
-    dataset_info: name, num_classes, input_shape, classes (defaults from the genotype).
-    metrics: any of test_accuracy, test_accuracy_int, model_size_bytes, synops, bit_synops,
-        energy_pj, spike_rates; keys not given are None (spike_rates: {}), to be filled later.
-    train_info: seed, epochs, batch_size, preset, l1, l2, p, ... (extra keys are kept).
-    """
-    genotype = net.genotype if genotype is None else genotype
-    dt = net.deploy_tensors()
+def _dataset_entry(net: DeployNet, dataset_info: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """The artifact's "dataset" entry (defaults from the net), checked against the net."""
     K = net.num_classes
     ds = {"name": "unknown", "num_classes": K, "input_shape": list(net.input_shape),
           "classes": [str(i) for i in range(K)]}
@@ -74,18 +64,25 @@ def export_artifact(net: DeployNet, genotype: Optional[Genotype] = None, dataset
                           f"not match the network ({K}, {list(net.input_shape)})")
     if len(ds["classes"]) != K:
         raise ConfigError(f"dataset_info has {len(ds['classes'])} class names for {K} classes")
-    cin = net.input_shape[0]
+    return ds
 
-    channels = {p["name"]: int(p["shape"][0]) for p in dt["populations"]}
+
+def _population_entries(dt: dict[str, Any]) -> list[dict[str, Any]]:
+    """One artifact entry per population: biases and thresholds back in trained units (int * scale)."""
     pops: list[dict[str, Any]] = []
     for p in dt["populations"]:
         scale = float(p["scale"])
         bias = p["bias_int"].detach().double().cpu() * scale
-        entry = {"name": p["name"], "kind": p["kind"], "shape": [int(v) for v in p["shape"]], "scale": scale,
-                 "vth": None if p["vth_int"] is None else float(p["vth_int"]) * scale,
-                 "bias": bias.contiguous(), "tau": float(p["tau"])}
-        pops.append(entry)
+        pops.append({"name": p["name"], "kind": p["kind"], "shape": [int(v) for v in p["shape"]], "scale": scale,
+                     "vth": None if p["vth_int"] is None else float(p["vth_int"]) * scale,
+                     "bias": bias.contiguous(), "tau": float(p["tau"])})
+    return pops
 
+
+def _synapse_entries(dt: dict[str, Any]) -> list[dict[str, Any]]:
+    """One artifact entry per synapse group; a group reading a channel concat becomes one entry
+    per source population, and the pooled FC a dense group repeated over the pooled positions."""
+    channels = {p["name"]: int(p["shape"][0]) for p in dt["populations"]}
     syns: list[dict[str, Any]] = []
     for g in dt["groups"]:
         scale = float(g["scale"])
@@ -117,7 +114,23 @@ def export_artifact(net: DeployNet, genotype: Optional[Genotype] = None, dataset
                          "mask": mi, "stride": stride, "padding": padding, "dst_channel_offset": 0,
                          "bits": int(g["bits"]), "delta": 2.0 * scale, "scale": scale})
             off += c
+    return syns
 
+
+def export_artifact(net: DeployNet, genotype: Optional[Genotype] = None, dataset_info: Optional[dict[str, Any]] = None,
+                    metrics: Optional[dict[str, Any]] = None, train_info: Optional[dict[str, Any]] = None,
+                    validate: bool = True) -> dict[str, Any]:
+    """The model.pt dict of docs/ARTIFACT.md for `net` (in its current state; its mode is not changed).
+
+    dataset_info: name, num_classes, input_shape, classes (defaults from the genotype).
+    metrics: any of test_accuracy, test_accuracy_int, model_size_bytes, synops, bit_synops,
+        energy_pj, spike_rates; keys not given are None (spike_rates: {}), to be filled later.
+    train_info: seed, epochs, batch_size, preset, l1, l2, p, ... (extra keys are kept).
+    """
+    genotype = net.genotype if genotype is None else genotype
+    dt = net.deploy_tensors()
+    ds = _dataset_entry(net, dataset_info)
+    cin = net.input_shape[0]
     m = {"test_accuracy": None, "test_accuracy_int": None, "model_size_bytes": None, "synops": None,
          "bit_synops": None, "energy_pj": None, "spike_rates": {}}
     if metrics:
@@ -142,8 +155,8 @@ def export_artifact(net: DeployNet, genotype: Optional[Genotype] = None, dataset
         "backbone": {"C": int(net.C), "cells": len(genotype.cells), "nodes": len(genotype.cells[0].nodes),
                      "reductions": list(genotype.reductions), "stem_bits": int(net.stem_bits),
                      "fc_bits": int(net.fc_bits), "in_bits": int(net.in_bits)},
-        "populations": pops,
-        "synapses": syns,
+        "populations": _population_entries(dt),
+        "synapses": _synapse_entries(dt),
         "metrics": m,
         "train": tr,
     }

@@ -185,6 +185,94 @@ def _set_phase(net: DeployNet, cfg: RetrainConfig, epoch: int) -> bool:
 # ----------------------------------------------------------------------------------- main loop
 
 
+@dataclass
+class _Progress:
+    """What the retraining loop carries across epochs (and the checkpoint stores)."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val: float = -1.0
+    best_epoch: Optional[int] = None
+    best_state: Optional[dict[str, torch.Tensor]] = None
+    start: int = 0
+
+
+def _resume(ckpt_path: Path, genotype: Genotype, cfg: RetrainConfig, net: DeployNet, opt: Any,
+            device: torch.device) -> _Progress:
+    """Restore net, optimizer and progress from `ckpt_path` (same genotype and settings only)."""
+    ck = ckpt.load_checkpoint(ckpt_path, "retrain", CKPT_VERSION, map_location=device)
+    if ck["genotype"] != genotype.to_dict() or ck["config"] != _cfg_key(cfg):
+        raise ConfigError(f"{ckpt_path}: --resume with a different genotype or retrain settings; "
+                          f"use a new output directory")
+    net.load_state_dict(ck["net"])
+    opt.load_state_dict(ck["optimizer"])
+    return _Progress(list(ck["history"]), ck["best_val"], ck["best_epoch"], ck["best_state"], int(ck["epoch"]))
+
+
+def _train_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, epoch: int,
+                 augment: Optional[Augment], device: torch.device) -> tuple[float, float, dict[str, float]]:
+    """One epoch over `train` in the seeded order of (seed, epoch): (mean loss, accuracy, mean
+    spike rate per population)."""
+    from tqdm import tqdm
+
+    x_tr, y_tr = train
+    order = np.random.default_rng([cfg.seed, epoch]).permutation(len(y_tr))
+    aug_rng = np.random.default_rng([cfg.seed, epoch, 1])
+    loss_sum, correct, seen = 0.0, 0, 0
+    rate_sum: dict[str, float] = {}
+    batches = _batches(len(y_tr), cfg.batch_size, order)
+    bar = tqdm(batches, desc=f"retrain {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+    for idx in bar:
+        xb = np.asarray(x_tr[idx], dtype=np.float32)
+        if augment is not None:
+            xb = augment(xb, aug_rng)
+        xb = torch.from_numpy(np.ascontiguousarray(xb)).to(device)
+        yb = torch.from_numpy(np.asarray(y_tr[idx], dtype=np.int64)).to(device)
+        res = net.forward_all(xb)
+        loss = F.cross_entropy(res["logits"], yb)
+        if res["aux"] is not None and cfg.aux_weight > 0:
+            loss = loss + cfg.aux_weight * F.cross_entropy(res["aux"], yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.grad is not None], cfg.grad_clip)
+        opt.step()
+        b = len(yb)
+        loss_sum += float(loss.detach()) * b
+        correct += int((res["logits"].detach().argmax(1) == yb).sum())
+        seen += b
+        for k, v in res["rates"].items():
+            rate_sum[k] = rate_sum.get(k, 0.0) + float(v) * b
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+    bar.close()
+    return loss_sum / seen, correct / seen, {k: v / seen for k, v in rate_sum.items()}
+
+
+def _run_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, val: Optional[Split], epoch: int,
+               augment: Optional[Augment], device: torch.device, prog: _Progress) -> dict[str, Any]:
+    """Train one epoch, evaluate on val, keep the best weights in `prog`; returns the epoch's record."""
+    t0 = time.time()
+    net.train()
+    frozen = _set_phase(net, cfg, epoch)
+    lr = cfg.lr_at(epoch)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    loss, train_acc, train_rates = _train_epoch(net, opt, cfg, train, epoch, augment, device)
+    rec: dict[str, Any] = {"epoch": epoch + 1, "loss": loss, "train_acc": train_acc, "val_acc": None, "lr": lr,
+                           "bn_frozen": frozen, "mask_frozen": frozen or not cfg.learn_mask}
+    if val is not None and len(val[1]) > 0:
+        acc, rates = evaluate(net, val, cfg.eval_batch_size, device)
+        rec["val_acc"] = acc
+        rec["spike_rate"] = rates                 # eval (deployed) forward on the val split
+    else:
+        acc = train_acc
+        rec["spike_rate"] = train_rates
+    if acc > prog.best_val or prog.best_state is None:
+        prog.best_val, prog.best_epoch = acc, epoch + 1
+        prog.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    rec["seconds"] = time.time() - t0
+    prog.history.append(rec)
+    return rec
+
+
 def run_retrain(genotype: Genotype, cfg: RetrainConfig, train: Split, val: Optional[Split], test: Optional[Split],
                 out_dir: str | os.PathLike, resume: bool = False,
                 on_epoch: Optional[Callable[[dict[str, Any]], None]] = None,
@@ -195,8 +283,6 @@ def run_retrain(genotype: Genotype, cfg: RetrainConfig, train: Split, val: Optio
     (then the last epoch is kept / no test accuracy). `augment(x_batch, rng)` is applied to
     training batches only. `on_epoch(record)` is called after each epoch (after the checkpoint).
     """
-    from tqdm import tqdm
-
     cfg.validate()
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
@@ -204,90 +290,28 @@ def run_retrain(genotype: Genotype, cfg: RetrainConfig, train: Split, val: Optio
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CKPT_NAME
-    x_tr, y_tr = train
-    if len(y_tr) < 2:
-        raise ConfigError(f"retrain: need at least 2 training samples, got {len(y_tr)}")
+    if len(train[1]) < 2:
+        raise ConfigError(f"retrain: need at least 2 training samples, got {len(train[1])}")
 
     net = build_net(genotype, cfg).to(device)
     opt = torch.optim.SGD(param_groups(net, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum)
-    history: list[dict[str, Any]] = []
-    best_val, best_epoch, best_state = -1.0, None, None
-    start = 0
-    if resume and ckpt_path.is_file():
-        ck = ckpt.load_checkpoint(ckpt_path, "retrain", CKPT_VERSION, map_location=device)
-        if ck["genotype"] != genotype.to_dict() or ck["config"] != _cfg_key(cfg):
-            raise ConfigError(f"{ckpt_path}: --resume with a different genotype or retrain settings; "
-                              f"use a new output directory")
-        net.load_state_dict(ck["net"])
-        opt.load_state_dict(ck["optimizer"])
-        history = list(ck["history"])
-        best_val, best_epoch, best_state = ck["best_val"], ck["best_epoch"], ck["best_state"]
-        start = int(ck["epoch"])
-
-    for epoch in range(start, cfg.epochs):
-        t0 = time.time()
-        net.train()
-        frozen = _set_phase(net, cfg, epoch)
-        lr = cfg.lr_at(epoch)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(y_tr))
-        aug_rng = np.random.default_rng([cfg.seed, epoch, 1])
-        loss_sum, correct, seen = 0.0, 0, 0
-        rate_sum: dict[str, float] = {}
-        batches = _batches(len(y_tr), cfg.batch_size, order)
-        bar = tqdm(batches, desc=f"retrain {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
-        for idx in bar:
-            xb = np.asarray(x_tr[idx], dtype=np.float32)
-            if augment is not None:
-                xb = augment(xb, aug_rng)
-            xb = torch.from_numpy(np.ascontiguousarray(xb)).to(device)
-            yb = torch.from_numpy(np.asarray(y_tr[idx], dtype=np.int64)).to(device)
-            res = net.forward_all(xb)
-            loss = F.cross_entropy(res["logits"], yb)
-            if res["aux"] is not None and cfg.aux_weight > 0:
-                loss = loss + cfg.aux_weight * F.cross_entropy(res["aux"], yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.grad is not None], cfg.grad_clip)
-            opt.step()
-            b = len(yb)
-            loss_sum += float(loss.detach()) * b
-            correct += int((res["logits"].detach().argmax(1) == yb).sum())
-            seen += b
-            for k, v in res["rates"].items():
-                rate_sum[k] = rate_sum.get(k, 0.0) + float(v) * b
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        bar.close()
-        rec: dict[str, Any] = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
-                               "val_acc": None, "lr": lr, "bn_frozen": frozen,
-                               "mask_frozen": frozen or not cfg.learn_mask}
-        if val is not None and len(val[1]) > 0:
-            acc, rates = evaluate(net, val, cfg.eval_batch_size, device)
-            rec["val_acc"] = acc
-            rec["spike_rate"] = rates                 # eval (deployed) forward on the val split
-        else:
-            acc = rec["train_acc"]
-            rec["spike_rate"] = {k: v / seen for k, v in rate_sum.items()}
-        if acc > best_val or best_state is None:
-            best_val, best_epoch = acc, epoch + 1
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        rec["seconds"] = time.time() - t0
-        history.append(rec)
+    prog = _resume(ckpt_path, genotype, cfg, net, opt, device) if resume and ckpt_path.is_file() else _Progress()
+    for epoch in range(prog.start, cfg.epochs):
+        rec = _run_epoch(net, opt, cfg, train, val, epoch, augment, device, prog)
         ckpt.save_checkpoint(ckpt_path, {"epoch": epoch + 1, "net": net.state_dict(), "optimizer": opt.state_dict(),
-                                         "history": history, "best_val": best_val, "best_epoch": best_epoch,
-                                         "best_state": best_state, "genotype": genotype.to_dict(),
-                                         "config": _cfg_key(cfg)}, CKPT_VERSION)
+                                         "history": prog.history, "best_val": prog.best_val,
+                                         "best_epoch": prog.best_epoch, "best_state": prog.best_state,
+                                         "genotype": genotype.to_dict(), "config": _cfg_key(cfg)}, CKPT_VERSION)
         if on_epoch is not None:
             on_epoch(copy.deepcopy(rec))
 
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    if prog.best_state is not None:
+        net.load_state_dict(prog.best_state)
     net.set_bn_frozen(False)
     net.eval()
     test_acc, test_rates = None, {}
     if test is not None and len(test[1]) > 0:
         test_acc, test_rates = evaluate(net, test, cfg.eval_batch_size, device)
-    return RetrainResult(net=net, history=history, test_accuracy=test_acc, best_epoch=best_epoch,
-                         best_val_acc=None if best_epoch is None else best_val, test_spike_rates=test_rates,
-                         checkpoint=ckpt_path)
+    return RetrainResult(net=net, history=prog.history, test_accuracy=test_acc, best_epoch=prog.best_epoch,
+                         best_val_acc=None if prog.best_epoch is None else prog.best_val,
+                         test_spike_rates=test_rates, checkpoint=ckpt_path)

@@ -231,18 +231,8 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, resume: bool = False,
-               on_epoch: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
-    """Search, checkpointing `out_dir/search_ckpt.pt` after every epoch; returns the decoded genotype
-    and the per-epoch records (each also passed to `on_epoch`)."""
-    cfg.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    if cfg.tune_malloc:
-        tune_allocator()
-    device = torch.device(cfg.device)
+def _checked_data(cfg: SearchConfig, train: Any, val: Any) -> tuple[torch.Tensor, ...]:
+    """(x_train, y_train, x_val, y_val, number of classes), checked against each other and cfg."""
     xtr, ytr = as_tensors(train, "train")
     xva, yva = as_tensors(val, "val")
     shape = tuple(int(v) for v in xtr.shape[1:])
@@ -255,55 +245,85 @@ def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, res
         if n_cls > cfg.num_classes:
             raise DatasetError(f"labels reach {n_cls - 1} but 'num_classes' is {cfg.num_classes}")
         n_cls = int(cfg.num_classes)
-    net = build_supernet(cfg, shape, n_cls).to(device)
+    return xtr, ytr, xva, yva, n_cls
+
+
+def _split_indices(cfg: SearchConfig, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the weight step's and the architecture step's samples (the same, or two halves)."""
+    if cfg.arch_data != "heldout":
+        idx = torch.arange(n)
+        return idx, idx
+    if n < 2:
+        raise DatasetError("train: 'heldout' architecture data needs at least 2 samples")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))
+    return perm[: n // 2], perm[n // 2:]
+
+
+def _search_epoch(net: Supernet, cfg: SearchConfig, xtr: torch.Tensor, ytr: torch.Tensor, w_idx: torch.Tensor,
+                  a_idx: torch.Tensor, epoch: int, opts: tuple[Any, Any], device: torch.device,
+                  sizes: Any) -> tuple[dict[str, float], int, float]:
+    """One epoch of two-step iterations in the seeded order of (seed, epoch): (summed loss terms
+    and spike rate, iterations, training accuracy)."""
+    wopt, aopt = opts
+    bs = min(cfg.batch_size, len(w_idx))
+    iters = max(1, len(w_idx) // bs)
+    order_w = w_idx[_epoch_order(len(w_idx), cfg.seed, epoch)]
+    order_a = order_w if cfg.arch_data == "same" else a_idx[_epoch_order(len(a_idx), cfg.seed + 7919, epoch)]
+    train_psi = epoch >= cfg.psi_warmup_epochs
+    acc = {k: 0.0 for k in ("loss", "ce", "mem_bits", "synops", "bit_synops", "spike_rate")}
+    correct = 0
+    seen = 0
+    bar = tqdm(range(iters), desc=f"search epoch {epoch + 1}/{cfg.epochs}", leave=False,
+               disable=not cfg.progress, dynamic_ncols=True)
+    for it in bar:
+        iw = order_w[it * bs:(it + 1) * bs]
+        xw, yw = xtr[iw].to(device), ytr[iw].to(device)
+        if cfg.arch_data == "same":
+            xa, ya = xw, yw
+        else:   # the held-out half, cycled if it is the shorter one
+            s0 = (it * bs) % max(1, len(order_a) - bs + 1)
+            ia = order_a[s0:s0 + bs]
+            xa, ya = xtr[ia].to(device), ytr[ia].to(device)
+        st = search_iteration(net, xw, yw, xa, ya, cfg, wopt, aopt, train_psi)
+        for k in ("loss", "ce", "mem_bits", "synops", "bit_synops"):
+            acc[k] += st[k]
+        acc["spike_rate"] += _mean_rate(st["rates"], sizes)
+        correct += int((st["logits"].mean(0).argmax(-1) == yw).sum())
+        seen += len(yw)
+        bar.set_postfix(loss=f"{st['loss']:.3f}", ce=f"{st['ce']:.3f}")
+    bar.close()
+    return acc, iters, correct / max(seen, 1)
+
+
+def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, resume: bool = False,
+               on_epoch: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+    """Search, checkpointing `out_dir/search_ckpt.pt` after every epoch; returns the decoded genotype
+    and the per-epoch records (each also passed to `on_epoch`)."""
+    cfg.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    if cfg.tune_malloc:
+        tune_allocator()
+    device = torch.device(cfg.device)
+    xtr, ytr, xva, yva, n_cls = _checked_data(cfg, train, val)
+    net = build_supernet(cfg, tuple(int(v) for v in xtr.shape[1:]), n_cls).to(device)
     wopt, sched, aopt = make_optimizers(net, cfg)
     history: list[dict[str, Any]] = []
     start = 0
     ckpt_path = out / CKPT_NAME
     if resume and ckpt_path.is_file():
         start, history = load_checkpoint(ckpt_path, cfg, net, wopt, sched, aopt)
-    n = xtr.shape[0]
-    if cfg.arch_data == "heldout":
-        if n < 2:
-            raise DatasetError("train: 'heldout' architecture data needs at least 2 samples")
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))
-        w_idx, a_idx = perm[: n // 2], perm[n // 2:]
-    else:
-        w_idx = a_idx = torch.arange(n)
-    bs = min(cfg.batch_size, len(w_idx))
-    iters = max(1, len(w_idx) // bs)
+    w_idx, a_idx = _split_indices(cfg, xtr.shape[0])
     sizes = _population_sizes(net)
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        order_w = w_idx[_epoch_order(len(w_idx), cfg.seed, epoch)]
-        order_a = order_w if cfg.arch_data == "same" else a_idx[_epoch_order(len(a_idx), cfg.seed + 7919, epoch)]
-        train_psi = epoch >= cfg.psi_warmup_epochs
-        acc = {k: 0.0 for k in ("loss", "ce", "mem_bits", "synops", "bit_synops", "spike_rate")}
-        correct = 0
-        seen = 0
-        bar = tqdm(range(iters), desc=f"search epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not cfg.progress, dynamic_ncols=True)
-        for it in bar:
-            iw = order_w[it * bs:(it + 1) * bs]
-            xw, yw = xtr[iw].to(device), ytr[iw].to(device)
-            if cfg.arch_data == "same":
-                xa, ya = xw, yw
-            else:   # the held-out half, cycled if it is the shorter one
-                s0 = (it * bs) % max(1, len(order_a) - bs + 1)
-                ia = order_a[s0:s0 + bs]
-                xa, ya = xtr[ia].to(device), ytr[ia].to(device)
-            st = search_iteration(net, xw, yw, xa, ya, cfg, wopt, aopt, train_psi)
-            for k in ("loss", "ce", "mem_bits", "synops", "bit_synops"):
-                acc[k] += st[k]
-            acc["spike_rate"] += _mean_rate(st["rates"], sizes)
-            correct += int((st["logits"].mean(0).argmax(-1) == yw).sum())
-            seen += len(yw)
-            bar.set_postfix(loss=f"{st['loss']:.3f}", ce=f"{st['ce']:.3f}")
-        bar.close()
+        acc, iters, train_acc = _search_epoch(net, cfg, xtr, ytr, w_idx, a_idx, epoch, (wopt, aopt), device, sizes)
         lr = wopt.param_groups[0]["lr"]          # the weight lr this epoch ran with
         sched.step()
         val_t = evaluate(net, xva, yva, cfg.eval_batch_size, device)
-        rec = _epoch_record(net, epoch, acc, iters, correct / max(seen, 1), val_t, time.perf_counter() - t0, lr)
+        rec = _epoch_record(net, epoch, acc, iters, train_acc, val_t, time.perf_counter() - t0, lr)
         history.append(rec)
         save_checkpoint(ckpt_path, cfg, net, wopt, sched, aopt, epoch + 1, history)
         if on_epoch is not None:
