@@ -91,10 +91,9 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
                 data_dir: str | None = None, emulator_samples: int | None = None, repeats: int = 5) -> dict:
     from lsnn.data.datasets import load_dataset
     from lsnn.runtime.emulator import Emulator, first_difference
-    from lsnn.runtime.lava.run import import_lava, run_lava
+    from lsnn.runtime.lava.client import run_lava
     from lsnn.runtime.netgraph import encode_input
 
-    import_lava()
     g = build_model(name, workdir)
     meta = g.meta if isinstance(g.meta, dict) else {}
     dataset = (meta.get("dataset") or {}).get("name", "digits") if isinstance(meta.get("dataset"), dict) else "digits"

@@ -47,7 +47,8 @@ def run_cmd(net: Optional[str], sim: bool, hw: bool, data_dir: Optional[str], da
         raise LsnnError("give --sim or --hw, not both")
     if hw:
         from lsnn.errors import LavaUnavailableError
-        from lsnn.runtime.lava.run import hw_available
+        from lsnn.runtime.lava.client import hw_available
+
         if not hw_available():
             raise LavaUnavailableError("--hw needs lava-loihi (Intel's Loihi 2 backend, available to INRC "
                                        "members), which is not installed here; use --sim")

@@ -77,6 +77,8 @@ def summary_lines(report: dict) -> list[str]:
         out.append(f"emulator ({em.get('backend', 'numpy')}): {em['samples']} {report['dataset']}/{report['split']} "
                    f"samples, accuracy {em['accuracy']:.4f}, {em['wall_s']:.2f} s ({em['samples_per_s']:.1f} samples/s; "
                    f"start-up {em.get('startup_s', 0.0):.2f} s)")
+    if report.get("lava_skipped"):
+        out.append(f"lava: skipped, the emulator alone ran ({report['lava_skipped']})")
     lv = report.get("lava")
     if lv:
         line = (f"lava ({lv['backend']}): {lv['samples']} samples, accuracy {lv['accuracy']:.4f}, "

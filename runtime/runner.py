@@ -117,7 +117,7 @@ def _lava_section(graph: Graph, emulator: Emulator, x_int: np.ndarray, y: np.nda
                   ) -> tuple[dict[str, Any], Any]:
     """Run Lava on the first `opts.samples` inputs and compare it with the emulator on the same
     samples (every population's spikes at every Lava step); returns (report section, lava trace)."""
-    from lsnn.runtime.lava.run import run_lava
+    from lsnn.runtime.lava.client import run_lava
 
     n_lava = min(opts.samples, len(y))
     xl = x_int[:n_lava]
@@ -179,6 +179,7 @@ def _graph_section(graph: Graph, tm: Any) -> dict[str, Any]:
 def run_model(opts: RunOptions) -> dict[str, Any]:
     """Everything `lsnn run` does except printing and writing files; returns the report dict."""
     from lsnn.runtime.counting import count
+    from lsnn.runtime.lava.client import NO_LAVA, lava_python
 
     if opts.engine not in ENGINES:
         raise LsnnError(f"unknown engine '{opts.engine}' (choose from {', '.join(ENGINES)})")
@@ -198,10 +199,12 @@ def run_model(opts: RunOptions) -> dict[str, Any]:
         raise LsnnError(f"emulator backend '{opts.emulator_backend}': {e}") from None
     em_res: Optional[EmulatorResult] = None
     lava_trace = None
-    # Lava first: its processes are forked from this one, and forking after torch / numba have
-    # started their thread pools (the emulator's fast backend) is what fork-safety advice warns of
+    # Lava runs in its own worker process (lava.client), so the order does not matter for safety
     if opts.engine in ("lava", "both") and min(opts.samples, len(y)) > 0:
-        report["lava"], lava_trace = _lava_section(graph, emulator, x_int, y, opts)
+        if opts.engine == "both" and lava_python() is None:     # no Lava environment: the emulator alone
+            report["lava_skipped"] = NO_LAVA
+        else:
+            report["lava"], lava_trace = _lava_section(graph, emulator, x_int, y, opts)
     if opts.engine in ("emulator", "both"):
         report["emulator"], em_res = _emulator_section(emulator, x_int, y, opts)
     counts_source = "emulator"

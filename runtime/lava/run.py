@@ -1,4 +1,5 @@
-"""Run a compiled net on Lava: Loihi2SimCfg(select_tag="fixed_pt") (or Loihi 2 with --hw).
+"""Run a compiled net on Lava, inside the Lava worker: Loihi2SimCfg(select_tag="fixed_pt") (or
+Loihi 2 with --hw). The core never imports this module; it calls `client.run_lava`.
 
 `run_lava(graph, x_int)` streams the samples through the pipeline in one run of
 `N*T + max depth` steps (resets by LIFReset, no Var.set), reads the probes back from their
@@ -17,37 +18,14 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
 from lsnn.compiler.ir import Graph
 from lsnn.errors import LavaUnavailableError
+from lsnn.runtime.lava.protocol import LavaResult
 from lsnn.runtime.results import PipelineTrace
-
-
-@dataclass
-class LavaResult:
-    """What the Lava run gave. `trace` holds every population's spikes at every Lava step (and the
-    readout's v after every step if recorded so); `window_v` [N, K] the readout's v at the end of
-    each sample's window; `predictions` its argmax."""
-
-    predictions: np.ndarray
-    window_v: np.ndarray
-    trace: Optional[PipelineTrace]
-    num_samples: int
-    num_steps: int
-    num_processes: int
-    build_s: float
-    startup_s: float
-    per_step_s: float
-    run_s: float
-    backend: str
-
-    def timings(self) -> dict:
-        return {"build_s": self.build_s, "startup_s": self.startup_s, "per_step_s": self.per_step_s,
-                "run_s": self.run_s, "num_steps": self.num_steps, "num_processes": self.num_processes}
 
 
 def import_lava() -> None:

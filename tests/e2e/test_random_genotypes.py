@@ -50,7 +50,7 @@ def test_torch_lava_lif_equals_compiled_emulator(seed):
 @pytest.mark.lava
 @pytest.mark.parametrize("seed", range(20))
 def test_lava_equals_emulator_on_random_genotypes(seed):
-    from lsnn.runtime.lava.run import run_lava
+    from lsnn.runtime.lava.client import run_lava
 
     g, net, x, out, graph = _random_case(seed)
     xi = encode_input(graph, x[:2].numpy())

@@ -121,7 +121,7 @@ def test_readout_parts_of_the_torch_model():
 @pytest.mark.lava
 def test_lava_equals_emulator_on_a_split_readout():
     from lsnn.compiler.passes.delay_balance import delay_balance
-    from lsnn.runtime.lava.run import run_lava
+    from lsnn.runtime.lava.client import run_lava
 
     prof = _narrow(40)
     g = _readout_graph()

@@ -1,14 +1,13 @@
 """Lava (Loihi2SimCfg fixed_pt) vs the integer emulator: every population's spikes at every Lava
 step, and the readout's potential after every step, must be identical."""
-import multiprocessing as mp
-
 import numpy as np
 import pytest
 
 from lsnn.errors import LavaUnavailableError
 from lsnn.runtime.emulator import Emulator, first_difference
-from lsnn.runtime.lava.run import hw_available, run_lava
+from lsnn.runtime.lava.client import hw_available, run_lava
 from lsnn.runtime.runner import result_from_trace
+from tests.factories.lava_env import worker_processes
 from tests.factories.runtime import chain_graph, concat_graph, random_graph, random_input, reduction_graph, skip_graph
 
 pytestmark = pytest.mark.lava
@@ -24,7 +23,7 @@ def _compare(g, n=3, seed=7):
     r = em.run(x)
     assert np.array_equal(lr.window_v, r.readout_v)
     assert np.array_equal(lr.predictions, r.predictions)
-    assert not mp.active_children()                    # Lava stopped its worker processes
+    assert not worker_processes()                      # the worker and Lava's processes are gone
     return lr, ref
 
 
@@ -75,7 +74,7 @@ def test_interrupt_stops_lava():
 
     with pytest.raises(KeyboardInterrupt):
         run_lava(g, random_input(g, 6), progress=interrupt, chunk_samples=1)
-    assert not mp.active_children()
+    assert not worker_processes()
 
 
 def test_base256_digits_reconstruct_any_int32():

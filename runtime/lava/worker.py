@@ -1,0 +1,92 @@
+"""The Lava worker: `python -m lsnn.runtime.lava.worker FOLDER`, run by `client` under the
+CPython 3.10 environment that has lava-nc. It reads the request in FOLDER (`protocol`), runs
+Lava (`run.run_lava`) and writes the result there, so Lava's fork-at-import, its shared-memory
+manager and its old pins never touch the caller's process.
+
+The caller holds the write end of this process's stdin. When it closes it, or dies (even by
+SIGKILL), stdin reaches EOF and a watchdog thread ends the run at once: it kills every process
+this worker started (Lava's runtime and process models), removes the shared-memory files that
+appeared in /dev/shm during the run, and exits with status 3.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Optional
+
+from lsnn.runtime.lava.cleanup import kill_tree, remove_new_shm, shm_entries
+
+
+def _watch_stdin(before: set[str]) -> None:
+    """Block until the caller closes stdin (or dies), then end everything and exit 3."""
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    kill_tree(os.getpid())
+    remove_new_shm(before)
+    os._exit(3)
+
+
+def _progress(done: int) -> None:
+    print(f"progress {done}", flush=True)
+
+
+def _probe(folder: Path) -> None:
+    from lsnn.io import write_json
+    from lsnn.runtime.lava import protocol
+    from lsnn.runtime.lava.run import hw_available, import_lava
+
+    import_lava()
+    from importlib.metadata import version
+
+    write_json(folder / protocol.RESULT, {"protocol": protocol.PROTOCOL, "version": protocol.VERSION, "ok": True,
+                                          "python": sys.version.split()[0], "lava_nc": version("lava-nc"),
+                                          "hw": hw_available()})
+
+
+def _run(folder: Path, req: dict) -> None:
+    import numpy as np
+
+    from lsnn.compiler.backend.netx import read_net
+    from lsnn.runtime.lava import protocol
+    from lsnn.runtime.lava.run import run_lava
+
+    graph = read_net(folder / protocol.NET)
+    with np.load(folder / protocol.INPUTS, allow_pickle=False) as z:
+        x_int = z["x_int"]
+    res = run_lava(graph, x_int, record_spikes=bool(req.get("record_spikes", True)),
+                   v_every_step=bool(req.get("v_every_step", False)), hw=bool(req.get("hw", False)),
+                   progress=_progress, chunk_samples=int(req.get("chunk_samples", 4)))
+    protocol.write_result(folder, res)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Serve one request; 0 on success, 1 after writing an error result."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m lsnn.runtime.lava.worker REQUEST_FOLDER", file=sys.stderr)
+        return 2
+    folder = Path(args[0])
+    before = shm_entries()
+    threading.Thread(target=_watch_stdin, args=(before,), daemon=True, name="lsnn-parent-watch").start()
+    from lsnn.runtime.lava import protocol
+
+    try:
+        req = protocol.read_request(folder)
+        if req["op"] == "probe":
+            _probe(folder)
+        else:
+            _run(folder, req)
+        return 0
+    except BaseException as exc:      # noqa: BLE001 - every failure becomes an error result
+        protocol.write_error(folder, exc, traceback.format_exc())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
