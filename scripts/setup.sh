@@ -1,39 +1,58 @@
 #!/usr/bin/env bash
-# Set up lsnn: find CPython 3.10 (lava-nc 0.10 / lava-dl 0.6 need it), make .venv in the
-# checkout, install lsnn editable with its pinned dependencies. Safe to run again.
+# Set up lsnn in the checkout. Safe to run again.
+#   .venv       the core (search, compile, emulator, reports, CLI): the newest CPython 3.10-3.13
+#               found ($LSNN_PYTHON overrides), current torch and numpy (scripts/constraints.txt).
+#   .venv-lava  Lava's CPython 3.10 ($LSNN_LAVA_PYTHON overrides) with lava-nc and lava-dl, for
+#               the Lava worker; without a 3.10, Lava checks are off and everything else works.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-find_py310() {
-  local c
-  for c in "${LSNN_PYTHON:-}" python3.10 "$(command -v pyenv >/dev/null 2>&1 && PYENV_VERSION=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.10(\.|$)' | tail -n1) pyenv which python3.10 2>/dev/null)"; do
-    [ -n "$c" ] || continue
-    if "$c" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 10) else 1)' >/dev/null 2>&1; then
-      command -v "$c" 2>/dev/null || echo "$c"; return 0
-    fi
-  done
-  for c in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do
-    [ -x "$c" ] && { echo "$c"; return 0; }
+version_of() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+
+find_python() {  # find_python 3.13 3.12 ... : the first interpreter found of these versions
+  local v c
+  for v in "$@"; do
+    for c in "python$v" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v"*/bin/"python$v" "/usr/bin/python$v" "/usr/local/bin/python$v"; do
+      if [ "$(version_of "$c")" = "$v" ]; then command -v "$c" 2>/dev/null || echo "$c"; return 0; fi
+    done
   done
   return 1
 }
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 10) else 1)'; then
-  if ! PY=$(find_py310); then
-    cat >&2 <<'MSG'
-lsnn setup: no CPython 3.10 found.
-lava-nc 0.10 and lava-dl 0.6 import only on Python 3.10. Install one and run this again, e.g.
-  pyenv install 3.10.13          (then this script finds it under pyenv)
-  apt-get install python3.10-venv (where your distribution ships it)
-or point LSNN_PYTHON at a python3.10 executable.
-MSG
-    exit 1
+make_venv() {  # make_venv DIR PYTHON: (re)create DIR unless it already runs PYTHON's version
+  if [ ! -x "$1/bin/python" ] || [ "$(version_of "$1/bin/python")" != "$(version_of "$2")" ]; then
+    echo "lsnn setup: $1 with $2 ($("$2" --version 2>&1))"
+    rm -rf "$1"
+    "$2" -m venv "$1"
   fi
-  echo "lsnn setup: using $PY ($("$PY" --version 2>&1))"
-  rm -rf .venv
-  "$PY" -m venv .venv
+  "$1/bin/python" -m pip install -q --upgrade "pip>=23" "setuptools>=64" wheel
+}
+
+if [ -n "${LSNN_PYTHON:-}" ]; then PY="$LSNN_PYTHON"
+elif ! PY=$(find_python 3.13 3.12 3.11 3.10); then
+  echo "lsnn setup: no CPython 3.10-3.13 found; install one (e.g. pyenv install 3.12) or set LSNN_PYTHON" >&2
+  exit 1
 fi
-.venv/bin/python -m pip install -q --upgrade "pip>=23" "setuptools>=64" wheel
-.venv/bin/python -m pip install -q -e ".[test]"
+case "$(version_of "$PY")" in
+  3.10|3.11|3.12|3.13) ;;
+  *) echo "lsnn setup: $PY is not CPython 3.10-3.13 (LSNN_PYTHON?)" >&2; exit 1 ;;
+esac
+make_venv .venv "$PY"
+.venv/bin/python -m pip install -q -c scripts/constraints.txt -e ".[test]"
 .venv/bin/lsnn --version
+
+if [ -n "${LSNN_LAVA_PYTHON:-}" ]; then LAVA_PY="$LSNN_LAVA_PYTHON"
+else LAVA_PY=$(find_python 3.10 || true)
+fi
+if [ -n "$LAVA_PY" ] && [ "$(version_of "$LAVA_PY")" = "3.10" ]; then
+  make_venv .venv-lava "$LAVA_PY"
+  .venv-lava/bin/python -m pip install -q -r scripts/requirements-lava.txt
+  .venv-lava/bin/python -m pip install -q --no-deps -e .
+  .venv-lava/bin/python -c 'import lava.magma.core.process.process, lsnn.runtime.lava.worker' \
+    && echo "lsnn setup: Lava worker environment .venv-lava ready (lava-nc $(.venv-lava/bin/python -c 'from importlib.metadata import version; print(version("lava-nc"))'))"
+else
+  rm -rf .venv-lava
+  echo "lsnn setup: no CPython 3.10 found: Lava checks are off (lsnn run uses the emulator alone)." \
+       "lava-nc 0.10 imports only on 3.10: pyenv install 3.10, then run this again (or set LSNN_LAVA_PYTHON)."
+fi
 echo "lsnn setup: done. Activate with: source .venv/bin/activate"

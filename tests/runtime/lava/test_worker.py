@@ -1,0 +1,94 @@
+"""The Lava worker leaves nothing behind: killing its caller mid-run (Ctrl-C or SIGKILL) ends
+the worker and every Lava process, and removes the shared memory they created."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lsnn.errors import LsnnError
+from lsnn.runtime.lava import protocol
+from lsnn.runtime.lava.cleanup import shm_entries
+from lsnn.runtime.lava.client import run_lava, run_worker
+from tests.factories.lava_env import worker_processes
+from tests.factories.runtime import chain_graph, random_input
+
+ROOT = Path(__file__).resolve().parents[3]
+
+pytestmark = pytest.mark.lava
+
+_CALLER = """
+import sys
+from lsnn.runtime.lava.client import run_lava
+from tests.factories.runtime import chain_graph, random_input
+g = chain_graph(T=3)
+def progress(k):
+    with open(sys.argv[1], "a") as f:
+        f.write(f"{k}\\n")
+run_lava(g, random_input(g, 3000, 1), progress=progress, chunk_samples=1)
+"""
+
+
+def _wait_for(cond, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return cond()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_killing_the_caller_leaves_no_process_and_no_shared_memory(tmp_path, sig):
+    shm_before, workers_before = shm_entries(), set(worker_processes())
+    marker = tmp_path / "progress"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(ROOT)
+    caller = subprocess.Popen([sys.executable, "-c", _CALLER, str(marker)], cwd=tmp_path, env=env,
+                              stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(lambda: marker.exists() and marker.read_text().count("\n") >= 2, 240), \
+            "the Lava run did not start"
+        assert set(worker_processes()) - workers_before, "no worker process while the run goes on"
+        os.kill(caller.pid, sig)
+        caller.wait(timeout=60)
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+    assert _wait_for(lambda: not set(worker_processes()) - workers_before, 60), "a worker process survived"
+    assert _wait_for(lambda: not shm_entries() - shm_before, 30), f"left in /dev/shm: {shm_entries() - shm_before}"
+
+
+def test_timeout_stops_the_worker():
+    g = chain_graph(T=3)
+    shm_before, workers_before = shm_entries(), set(worker_processes())
+    with pytest.raises(LsnnError, match="exceeded its time limit"):
+        run_lava(g, random_input(g, 3000, 1), timeout=3)
+    assert not set(worker_processes()) - workers_before
+    assert not shm_entries() - shm_before
+
+
+def test_a_request_of_another_version_is_refused(tmp_path):
+    protocol.write_request(tmp_path, "probe")
+    req = tmp_path / protocol.REQUEST
+    req.write_text(req.read_text().replace(f'"version": {protocol.VERSION}', '"version": 99'))
+    run_worker(tmp_path)
+    with pytest.raises(LsnnError, match="not a version-1 lsnn.lava_worker request"):
+        protocol.read_result(tmp_path, None)
+
+
+def test_worker_errors_come_back_as_lsnn_errors(tmp_path):
+    g = chain_graph(T=2)
+    x = random_input(g, 2, 0)
+    from lsnn.compiler.backend.netx import write_net
+
+    write_net(g, tmp_path / protocol.NET)
+    np.savez(tmp_path / protocol.INPUTS, x_int=x[:, :1])           # wrong input shape
+    protocol.write_request(tmp_path, "run")
+    run_worker(tmp_path)
+    with pytest.raises(LsnnError):
+        protocol.read_result(tmp_path, None)
