@@ -17,7 +17,7 @@ from lsnn.contract.readout import readout_partition
 from lsnn.errors import ConfigError
 from lsnn.searcher.neuron import LIF, TAU_DEFAULT, VTH_INIT, fused_lif, lava_lif, lava_readout_increments
 from lsnn.searcher.space.mask import topk_mask
-from lsnn.searcher.space.quant import edmips_delta, edmips_quantize, round_ste
+from lsnn.searcher.space.quant import clip_ste, edmips_delta, edmips_quantize, round_ste
 
 INPUT = INPUT_NAME
 SKIP_ONLY_SCALE = 1.0 / 64.0
@@ -183,7 +183,7 @@ class Population(nn.Module):
         else:
             bias_int = torch.zeros(self.channels, dtype=scale.dtype, device=scale.device)
         skip_n = max(1, int(round(1.0 / float(scale)))) if self.skips else 0
-        vth_int = torch.clamp(round_ste(self.lif.vth / scale), min=0.0, max=VTH_INT_MAX)
+        vth_int = clip_ste(round_ste(self.lif.vth / scale), 0.0, float(VTH_INT_MAX))
         return PopQuant(scale=scale, delta=delta, w_int=w_int, masks=masks,
                         fold_factors=[sf for _, _, sf in folds], bias_int=bias_int, vth_int=vth_int,
                         skip_n=skip_n)
@@ -249,7 +249,7 @@ class Population(nn.Module):
 
 
 def _clamp_bias(b: torch.Tensor, limit: Optional[int]) -> torch.Tensor:
-    return b if limit is None else torch.clamp(b, min=-float(limit) - 1.0, max=float(limit))
+    return b if limit is None else clip_ste(b, -float(limit) - 1.0, float(limit))
 
 
 def _sub(x: torch.Tensor, stride: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 
 from lsnn.contract.chip import ACT_SHIFT, DECAY_UNITY, DEFAULT_DV, MAX_UV, V_MAX
 from lsnn.searcher.neuron.functional import DSPIKE_TEMPERATURE, spike
-from lsnn.searcher.space.quant import trunc_ste
+from lsnn.searcher.space.quant import clip_ste, trunc_ste
 
 ACT_MUL = float(1 << ACT_SHIFT)     # a << 6 as a float64 multiply (exact)
 
@@ -28,7 +28,7 @@ def lava_lif_step(units_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor
     else:
         v_prev, y_prev = state
         v = trunc_ste(v_prev * (1.0 - y_prev) * factor) + u_in
-    v = torch.clamp(v, -V_MAX, V_MAX)
+    v = clip_ste(v, -V_MAX, V_MAX)
     y = spike(v * c, vth, temperature)
     return y, (v, y)
 

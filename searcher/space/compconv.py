@@ -85,7 +85,7 @@ def _deltas(w: torch.Tensor, bits: tuple[int, ...]) -> list[torch.Tensor]:
 
 def _levels(w: torch.Tensor, bits: int, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Q_b(w) (quant.edmips_quantize's forward value) and where its straight-through gradient is 1
-    (inside the clip range, as torch.clamp's gradient)."""
+    (on the closed clip range, as `quant.clip_ste`)."""
     lim = 2 ** bits / 2 - 0.5
     k = torch.floor(w / d) + 0.5          # quant.edmips_quantize's level before clamping (tests hold them equal)
     return edmips_quantize(w, bits, d), k.abs() <= lim

@@ -52,6 +52,15 @@ def trunc_ste(x: torch.Tensor) -> torch.Tensor:
     return _straight_through(x, torch.trunc)
 
 
+def clip_ste(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """clamp(x, lo, hi) with gradient 1 on the closed interval [lo, hi], 0 outside it. The
+    outermost EdMIPS levels lie exactly on the bounds (every kept 1-bit weight does), and
+    torch.clamp passes no gradient there since torch 2.4 or so (it did before), so the
+    quantizers clip with this instead: the same training on every torch."""
+    inside = (x >= lo) & (x <= hi)
+    return torch.where(inside, x, torch.clamp(x, lo, hi).detach())
+
+
 def edmips_quantize(w: torch.Tensor, bits: int, delta: torch.Tensor | None = None) -> torch.Tensor:
     """Quantize `w` onto the b-bit EdMIPS grid (straight-through gradient)."""
     d = edmips_delta(w, bits) if delta is None else delta
@@ -59,7 +68,7 @@ def edmips_quantize(w: torch.Tensor, bits: int, delta: torch.Tensor | None = Non
     # round(W/D + 0.5) - 0.5 with ties rounded up == floor(W/D) + 0.5: a tie (W on a cell
     # boundary, e.g. W = 0) always goes to the upper level, independent of round-half-even.
     q = floor_ste(w / d) + 0.5
-    q = torch.clamp(q, -lim, lim)
+    q = clip_ste(q, -lim, lim)
     return q * d
 
 

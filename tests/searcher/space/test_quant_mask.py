@@ -58,3 +58,25 @@ def test_topk_mask_keeps_largest_scores():
 def test_topk_mask_rejects_bad_rate():
     with pytest.raises(ValueError, match="prune rate"):
         topk_mask(torch.ones(4), 1.0)
+
+
+def test_clip_ste_passes_the_gradient_on_the_closed_range():
+    """The bounds themselves get gradient 1 (the outer EdMIPS levels lie on them; newer torch.clamp
+    passes none there), outside 0; forward values are torch.clamp's."""
+    from lsnn.searcher.space.quant import clip_ste
+
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0], requires_grad=True)
+    y = clip_ste(x, -0.5, 0.5)
+    y.sum().backward()
+    assert y.tolist() == [-0.5, -0.5, 0.0, 0.5, 0.5]
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_one_bit_weights_get_a_gradient():
+    """Every kept 1-bit level (+-Delta/2) lies on a bound of the clip: all weights in [-Delta, Delta)
+    get gradient 1, the rest 0."""
+    w = torch.randn(256, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    edmips_quantize(w, 1).sum().backward()
+    d = edmips_delta(w, 1).double()
+    inside = ((w >= -d) & (w < d)).double()
+    assert torch.equal(w.grad, inside) and inside.sum() > 150
