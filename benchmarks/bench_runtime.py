@@ -179,12 +179,17 @@ def main() -> None:
                   f"{row['lava']['processes']} processes); ratio {row['ratio_same_samples']:.0f}x same samples, "
                   f"{row['ratio_steady_state']:.0f}x steady state; outputs identical: {row['outputs_identical']}, "
                   f"every layer/step: {row['every_layer_every_step_identical']}")
-    import lava
+    import torch
+
+    from lsnn.runtime.lava.client import probe
+
+    lava_env = probe()
     result = {
         "benchmark": "runtime: integer emulator vs Lava Loihi2SimCfg(fixed_pt)",
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count(), "loadavg_before": load0, "loadavg_after": os.getloadavg(),
-                    "numpy": np.__version__, "lava_nc": getattr(lava, "__version__", "0.10.0")},
+                    "numpy": np.__version__, "torch": torch.__version__, "lava_nc": lava_env["lava_nc"],
+                    "lava_python": lava_env["python"]},
         "goal": "emulator >= 1000x faster than Lava at identical outputs",
         "models": rows,
     }
