@@ -23,6 +23,17 @@ from pathlib import Path
 RESULT = Path(__file__).resolve().parent / "results" / "search_iter.json"
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (lscpu's), for quoting absolute figures beside the machine."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6   # Linux: KiB -> GB
 
@@ -62,7 +73,7 @@ def _worker(a: argparse.Namespace) -> dict:
             "peak_rss_gb": max(rss), "rss_after_iter_gb": [round(r, 3) for r in rss],
             "rss_after_import_gb": rss_import, "params": sum(p.numel() for p in net.parameters()),
             "malloc_tuned": malloc, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "conv_dtype": str(net.spike_dtype or torch.float32)}
+            "numpy": __import__("numpy").__version__, "conv_dtype": str(net.spike_dtype or torch.float32)}
 
 
 def _load() -> list[float]:
@@ -123,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['rss_after_iter_gb']}; torch import {r['rss_after_import_gb']:.2f}), "
               f"{r['params']} params  [{time.perf_counter() - t0:.0f} s]", flush=True)
     result = {"setting": setting, "runs": runs, "load_avg_before": load_before, "load_avg_after": _load(),
-              "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-              "python": platform.python_version()}
+              "cpus": os.cpu_count(), "machine": _cpu_model(), "python": platform.python_version(),
+              "torch": runs[next(iter(runs))].get("torch"), "numpy": runs[next(iter(runs))].get("numpy")}
     if "shared" in runs and "naive" in runs:
         s, n = runs["shared"], runs["naive"]
         result["naive_over_shared"] = {"time": n["seconds_per_iter"] / s["seconds_per_iter"],
