@@ -177,8 +177,9 @@ def search_iteration(net: Supernet, xw: torch.Tensor, yw: torch.Tensor, xa: torc
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
     wopt.step()
-    stats = {"loss": float(terms.total), "ce": float(terms.ce), "mem_bits": float(terms.mem_bits),
-             "synops": float(terms.synops), "bit_synops": float(terms.bit_synops),
+    stats = {"loss": float(terms.total.detach()), "ce": float(terms.ce.detach()),
+             "mem_bits": float(terms.mem_bits.detach()), "synops": float(terms.synops.detach()),
+             "bit_synops": float(terms.bit_synops.detach()),
              "logits": out.logits.detach(),
              "rates": torch.cat([out.stem_rate.detach().view(1, -1)] + [r.detach() for r in out.cell_rates])}
     del terms, out
