@@ -51,13 +51,12 @@ def relaxed_loihi2():
 
 
 def one(C: int, prune: float, seed: int) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from compiler_factories import paper_artifact, to_torch
-
+    sys.path.insert(0, str(ROOT))                # for tests.factories
     from lsnn.compiler.pipeline import compile_artifact
     from lsnn.contract.artifact import save_artifact
     from lsnn.errors import DesignRuleError
     from lsnn.hw_profiles.profile import load_profile
+    from tests.factories.compiler import paper_artifact, to_torch
 
     out: dict = {"C": C, "prune": prune, "cells": 8, "seed": seed}
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 the same samples: samples/s of each, their ratio, Lava's start-up and per-step cost.
 
 Models (each is benchmarked if selected with --models):
-- `digits`: tests/runtime_factories.digits_graph(fit_readout=True): stem conv3x3 (6 ch) -> A (8x8)
+- `digits`: tests/factories/runtime.digits_graph(fit_readout=True): stem conv3x3 (6 ch) -> A (8x8)
   -> conv3x3/s2 (12 ch, 50 % pruned) + identity/s2 skip -> B (4x4) -> dense readout (10), T=4,
   on the bundled digits test split. Its readout is a least-squares fit on the train split's spike
   counts, so the accuracy is a real number.
@@ -44,7 +44,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "runtime.json"
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))                    # for tests.factories
 
 LITESNN_SCRIPT = r"""
 import random, sys, dataclasses
@@ -67,7 +67,7 @@ def build_model(name: str, workdir: str):
         return read_net(name)
     path = os.path.join(workdir, f"{name}.net")
     if name == "digits":
-        from runtime_factories import digits_graph
+        from tests.factories.runtime import digits_graph
 
         write_net(digits_graph(T=4, fit_readout=True), path)
     elif name == "litesnn":
