@@ -1,2 +1,4 @@
-"""Lava's side of `lsnn run`: the process graph (`build`) with delay lines (`delay`) and probes
-(`probes`), and its run (`run`). Only these modules import Lava, and only when a run starts."""
+"""Lava behind a worker process (docs/DESIGN.md 1a). The core imports `client` (run_lava, probe)
+and `protocol` (the versioned request/result files); `worker` is the process the client starts
+under Lava's CPython 3.10, and only it imports `run`, `build`, `delay` and `probes`, which import
+Lava. `cleanup` removes what a run leaves behind (processes, /dev/shm files)."""
