@@ -18,7 +18,7 @@ import yaml
 
 from lsnn import __version__
 from lsnn.errors import ConfigError
-from lsnn.io import write_json
+from lsnn.io import atomic_write_text, write_json
 from lsnn.searcher.config import RunConfig
 from lsnn.searcher.run_log import append_epoch, read_log
 from lsnn.searcher.space.genotype import Genotype
@@ -163,7 +163,6 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
     from lsnn.searcher.deploy.export import export_artifact
 
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     cfg_path = out / "config.yaml"
@@ -174,9 +173,9 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
         if diff:
             raise ConfigError(f"{cfg_path}: --resume with different settings ({', '.join(sorted(diff))}); "
                               f"use a new --out directory")
-    cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     t0 = time.time()
-    data = load_splits(cfg)
+    data = load_splits(cfg)                 # bad data fails here, before the run directory exists
+    atomic_write_text(cfg_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     echo(f"data: {cfg.dataset} train {len(data.train[1])}, val {len(data.val[1])}, test {len(data.test[1])}, "
          f"input {data.input_shape}, {len(data.classes)} classes")
     if cfg.stage in ("all", "search"):

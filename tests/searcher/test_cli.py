@@ -28,3 +28,11 @@ def test_bad_reductions_option():
     r = CliRunner().invoke(main, ["search", "--reductions", "a,b"])
     assert r.exit_code == 2
     assert "expected comma-separated cell indices" in r.stderr
+
+
+def test_missing_dataset_writes_no_run_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("LSNN_DATA_DIR", raising=False)
+    r = CliRunner().invoke(main, ["search", "--dataset", "cifar10", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2
+    assert "dataset 'cifar10' needs data_dir" in r.stderr
+    assert not (tmp_path / "run").exists()
