@@ -8,7 +8,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -38,7 +38,8 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     temps: list[Path] = []
     done: list[Path] = []
     try:
-        temps = [_temp_beside(p) for p in targets]
+        for p in targets:               # one by one: a failure leaves the earlier temps to clean up
+            temps.append(_temp_beside(p))
         yield temps
         mode = default_file_mode()
         for tmp, target in zip(temps, targets):
@@ -103,6 +104,3 @@ def jsonable(value: Any, nan_as_none: bool = False) -> Any:
         return value
     return str(value)
 
-
-__all__: Sequence[str] = ("atomic_path", "atomic_paths", "atomic_write_text", "write_json", "to_numpy",
-                          "jsonable", "default_file_mode")

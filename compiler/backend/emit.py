@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any, Mapping, Optional
 
-from lsnn.compiler.backend.netx import write_net
+from lsnn.compiler.backend.netx import write_net_file
 from lsnn.compiler.ir import Graph
 from lsnn.io import atomic_paths
 
@@ -21,7 +21,7 @@ def emit(graph: Graph, net_path: str | os.PathLike, report: Optional[Mapping[str
     with_report = report is not None and report_path is not None
     paths = [net_path, report_path] if with_report else [net_path]
     with atomic_paths(*paths) as temps:
-        write_net(graph, temps[0])
+        write_net_file(graph, temps[0])
         if with_report:
             with open(temps[1], "w") as f:
                 json.dump(report, f, indent=1, allow_nan=False)

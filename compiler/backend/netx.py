@@ -217,10 +217,17 @@ def _read_tree(group: Any) -> Any:
 
 def write_net(graph: Graph, path: str | os.PathLike) -> Path:
     """Write `graph` to `path` (NetX layers + /lsnn), atomically; return the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        write_net_file(graph, tmp)
+    return path
+
+
+def write_net_file(graph: Graph, path: str | os.PathLike) -> None:
+    """Write `graph` into the file `path` as it is (the caller makes the write atomic)."""
     import h5py
 
-    path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with h5py.File(path, "w") as f:
         f.attrs["format"] = NET_FORMAT
         f.attrs["format_version"] = NET_VERSION
         f.attrs["ir_version"] = IR_VERSION
@@ -228,7 +235,6 @@ def write_net(graph: Graph, path: str | os.PathLike) -> Path:
         f.attrs["netx_loadable"] = is_netx_chain(graph)
         _write_netx_layers(f, graph)
         _write_tree(f.create_group("lsnn"), graph.to_dict())
-    return path
 
 
 def read_net(path: str | os.PathLike) -> Graph:

@@ -39,11 +39,6 @@ def dv_for_tau(tau: float) -> int:
 DEFAULT_DV = dv_for_tau(0.2)            # 3277: the paper's tau = 0.2
 
 
-def wrap_int32(x: np.ndarray) -> np.ndarray:
-    """Two's-complement wrap of an integer array to int32 (what an int32 channel does)."""
-    return np.asarray(x).astype(np.int32)
-
-
 def signed_clamp(x: np.ndarray, bits: int) -> np.ndarray:
     """lava.proc.conv.utils.signed_clamp: wrap to a signed `bits`-bit integer (Conv's output)."""
     base = 1 << bits

@@ -95,7 +95,7 @@ def write_error(folder: Path, exc: BaseException, tb: str = "") -> None:
                                  "error_type": kind, "traceback": tb})
 
 
-def read_result(folder: Path, timing: Timing) -> LavaResult:
+def read_result(folder: Path, timing: Optional[Timing]) -> LavaResult:
     """The worker's result as a LavaResult (its trace aligned by the client's `timing`); an error
     result is raised as the LsnnError it was, anything else as an LsnnError with the worker's words."""
     meta = json.loads((folder / RESULT).read_text())
