@@ -44,7 +44,12 @@ class RunConfig:
     lif_mode: str = "lava"            # retraining neuron: "lava" (integer, bit-exact to the chip) or "float" (Eq. 1)
     train_subset: int | None = None   # stratified subset of the training split (reduced-scale runs)
     test_subset: int | None = None
-    augment: bool = False
+    augment: str = "none"             # training augmentation (lsnn.data.augment: none, shift, crop_flip, ...)
+    label_smoothing: float = 0.0
+    warmup_epochs: int = 0            # retraining lr warm-up epochs
+    float_epochs: int = 0             # retraining with lif_mode lava: first epochs with the float LIF
+    prune_ramp_epochs: int = 0        # retraining: prune rate ramps 0 -> p over these epochs
+    cost_weights: str = "relative"    # l1/l2 relative to the supernet's initial size / Bit-SynOps, or "absolute"
     seed: int = 0
     device: str = "cpu"
     num_threads: int | None = None
@@ -73,6 +78,14 @@ class RunConfig:
             raise ConfigError(f"{source}: 'lif_mode' must be 'lava' or 'float', got '{self.lif_mode}'")
         if self.arch_data not in ("same", "heldout"):
             raise ConfigError(f"{source}: 'arch_data' must be 'same' or 'heldout', got '{self.arch_data}'")
+        if self.cost_weights not in ("relative", "absolute"):
+            raise ConfigError(f"{source}: 'cost_weights' must be 'relative' or 'absolute', got '{self.cost_weights}'")
+        if isinstance(self.augment, bool):      # configs written before augment named one
+            self.augment = "crop_flip" if self.augment else "none"
+        from lsnn.data.augment import AUGMENTS
+
+        if self.augment not in AUGMENTS:
+            raise ConfigError(f"{source}: 'augment' must be one of {', '.join(AUGMENTS)}, got '{self.augment}'")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,10 +99,10 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
                    batch_size=32, preset="medium", psi_warmup_epochs=2, arch_lr=3e-3, retrain_lr=0.05),
     "cifar10": dict(cells=8, reductions=[2, 5], C=16, C_retrain=16, T=6, search_epochs=50,
                     retrain_epochs=200, batch_size=30, retrain_batch_size=50, preset="medium",
-                    psi_warmup_epochs=5, augment=True),
+                    psi_warmup_epochs=5, augment="crop_flip"),
     "cifar100": dict(cells=8, reductions=[2, 5], C=16, C_retrain=16, T=6, search_epochs=50,
                      retrain_epochs=200, batch_size=30, retrain_batch_size=50, preset="medium",
-                     psi_warmup_epochs=5, augment=True),
+                     psi_warmup_epochs=5, augment="crop_flip"),
     "gsc": dict(cells=6, reductions=[2, 4], C=16, T=6, search_epochs=50, retrain_epochs=200,
                 batch_size=30, retrain_batch_size=50, preset="gsc", psi_warmup_epochs=5),
 }

@@ -73,12 +73,13 @@ def _fill(cls: type, values: dict[str, Any]) -> Any:
 
 
 def resolved_hparams(cfg: RunConfig) -> dict[str, float]:
-    """(l1, l2, p) from the preset, overridden by explicit values."""
+    """(l1, l2, p) from the preset (in cfg.cost_weights units), overridden by explicit values."""
     from lsnn.searcher.presets import get_preset
 
     pre = get_preset(cfg.preset)
-    return {"l1": pre.l1 if cfg.l1 is None else cfg.l1,
-            "l2": pre.l2 if cfg.l2 is None else cfg.l2,
+    l1, l2 = pre.weights(cfg.cost_weights)
+    return {"l1": l1 if cfg.l1 is None else cfg.l1,
+            "l2": l2 if cfg.l2 is None else cfg.l2,
             "p": pre.p if cfg.p is None else cfg.p}
 
 
@@ -96,7 +97,7 @@ def run_search_stage(cfg: RunConfig, data: Splits, out: Path, resume: bool, echo
                                 "num_classes": len(data.classes), "input_shape": data.input_shape})
     log_path = out / "search_log.jsonl"
     echo(f"search: {cfg.dataset}, C={cfg.C}, {cfg.cells} cells (reductions {cfg.reductions}), T<={cfg.T}, "
-         f"l1={hp['l1']:g}, l2={hp['l2']:g}, p={hp['p']:g}, {cfg.search_epochs} epochs")
+         f"l1={hp['l1']:g}, l2={hp['l2']:g} ({cfg.cost_weights}), p={hp['p']:g}, {cfg.search_epochs} epochs")
     result = run_search(scfg, data.train, data.val, out, resume=resume,
                         on_epoch=lambda rec: append_epoch(log_path, rec))
     genotype = result.genotype
@@ -138,13 +139,11 @@ def run_retrain_stage(cfg: RunConfig, genotype: Genotype, data: Splits, out: Pat
     rcfg = _fill(RetrainConfig, {**cfg.to_dict(), "epochs": cfg.retrain_epochs, "lr": cfg.retrain_lr,
                                  "batch_size": cfg.retrain_batch_size,
                                  "readout_axon_limit": readout_axon_limit(cfg)})
-    augment = None
-    if cfg.augment:
-        from lsnn.data.datasets import crop_flip
+    from lsnn.data.augment import get_augment
 
-        augment = crop_flip
+    augment = get_augment(cfg.augment)
     echo(f"retrain: C={C}, T={genotype.T}, bits per cell {[c.bits for c in genotype.cells]}, "
-         f"p={genotype.prune_rate:g}, {cfg.retrain_epochs} epochs")
+         f"p={genotype.prune_rate:g}, {cfg.retrain_epochs} epochs, augment {cfg.augment}")
     log_path = out / "retrain_log.jsonl"
     res = run_retrain(genotype, rcfg, data.train, data.val, data.test, out, resume=resume,
                       on_epoch=lambda rec: append_epoch(log_path, rec), augment=augment)
@@ -168,7 +167,8 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
     cfg_path = out / "config.yaml"
     if resume and cfg_path.is_file():
         old = yaml.safe_load(cfg_path.read_text()) or {}
-        diff = {k for k in ("dataset", "C", "cells", "reductions", "T", "seed", "preset", "l1", "l2", "p")
+        diff = {k for k in ("dataset", "C", "cells", "reductions", "T", "seed", "preset", "l1", "l2", "p",
+                            "cost_weights")
                 if old.get(k) != getattr(cfg, k)}
         if diff:
             raise ConfigError(f"{cfg_path}: --resume with different settings ({', '.join(sorted(diff))}); "
@@ -197,6 +197,7 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
         metrics=metrics,
         train_info={"seed": cfg.seed, "epochs": cfg.retrain_epochs, "search_epochs": cfg.search_epochs,
                     "batch_size": cfg.retrain_batch_size, "preset": cfg.preset, **hp,
+                    "cost_weights": cfg.cost_weights, "augment": cfg.augment,
                     "torch": str(torch.__version__), "lsnn": __version__})
     cost = artifact_cost(artifact)
     artifact["metrics"].update({k: cost[k] for k in ("model_size_bytes", "synops", "bit_synops", "energy_pj",

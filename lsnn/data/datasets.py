@@ -2,7 +2,7 @@
 
 Every loader returns a `DatasetSplit`: `x` float32 [N, C, H, W] in [0, 1] (the chip's 8-bit graded
 input is `round(x * 255)`, docs/SEMANTICS.md section 5), `y` int64 [N]. Helpers: `batches` (seeded
-mini-batches), `subset` (stratified reduction for small runs), `crop_flip` (CIFAR augmentation).
+mini-batches), `subset` (stratified reduction for small runs); augmentations are in `augment`.
 
 Datasets (`load_dataset(name, data_dir, split, **opts)`):
 - `digits`: scikit-learn's bundled 8x8 digits (1797 images, no data_dir). Fixed stratified splits
@@ -137,7 +137,7 @@ def batches(split: DatasetSplit, batch_size: int, shuffle: bool = True, seed: in
             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (x, y) NumPy batches covering the split once; the order depends only on `seed`.
 
-    `augment(x, rng)` (e.g. `crop_flip`) is applied per batch with its own generator from `seed`.
+    `augment(x, rng)` (e.g. `lsnn.data.augment.crop_flip`) is applied per batch with its own generator from `seed`.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -151,24 +151,6 @@ def batches(split: DatasetSplit, batch_size: int, shuffle: bool = True, seed: in
         if augment is not None:
             xb = augment(xb, aug_rng)
         yield xb, yb
-
-
-def crop_flip(x: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
-    """CIFAR augmentation: zero-pad by `pad`, take a random HxW crop, flip left-right with p = 0.5.
-
-    Vectorised over the batch [B, C, H, W]; returns a new array of the same shape and dtype.
-    """
-    b, c, h, w = x.shape
-    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    oy = rng.integers(0, 2 * pad + 1, size=b)
-    ox = rng.integers(0, 2 * pad + 1, size=b)
-    flip = rng.random(b) < 0.5
-    rows = oy[:, None] + np.arange(h)[None, :]                       # [B, H]
-    cols = ox[:, None] + np.arange(w)[None, :]                       # [B, W]
-    cols = np.where(flip[:, None], cols[:, ::-1], cols)
-    bi = np.arange(b)[:, None, None, None]
-    ci = np.arange(c)[None, :, None, None]
-    return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
 
 
 # ---------------------------------------------------------------- digits

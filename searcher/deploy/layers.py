@@ -15,7 +15,15 @@ from lsnn.contract.artifact import INPUT_NAME
 from lsnn.contract.chip import ACC_LIMIT, STATE_BITS, VTH_SHIFT
 from lsnn.contract.readout import readout_partition
 from lsnn.errors import ConfigError
-from lsnn.searcher.neuron import LIF, TAU_DEFAULT, VTH_INIT, fused_lif, lava_lif, lava_readout_increments
+from lsnn.searcher.neuron import (
+    LIF,
+    TAU_DEFAULT,
+    VTH_INIT,
+    fused_lava_lif,
+    fused_lif,
+    lava_lif,
+    lava_readout_increments,
+)
 from lsnn.searcher.space.mask import topk_mask
 from lsnn.searcher.space.quant import clip_ste, edmips_delta, edmips_quantize, round_ste
 
@@ -66,6 +74,7 @@ class ConvGroup(nn.Module):
         self.src_channels = tuple(int(c) for c in src_channels)
         self.kernel, self.stride, self.padding = int(kernel), int(stride), int(padding)
         self.prune_rate = float(prune_rate)
+        self.prune_progress = 1.0       # fraction of prune_rate in force (a ramp sets it; export needs 1)
         w = torch.empty(out_channels, sum(self.src_channels), kernel, kernel)
         nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu")
         self.weight = nn.Parameter(w)
@@ -85,7 +94,9 @@ class ConvGroup(nn.Module):
         return w, b, sf
 
     def mask(self) -> Optional[torch.Tensor]:
-        return None if self.scores is None else topk_mask(self.scores, self.prune_rate)
+        if self.scores is None:
+            return None
+        return topk_mask(self.scores, self.prune_rate * self.prune_progress)
 
     def gather(self, acts: dict[str, torch.Tensor]) -> torch.Tensor:
         xs = [acts[s] for s in self.srcs]
@@ -144,6 +155,7 @@ class Population(nn.Module):
         self.broadcast_time = broadcast_time  # stem: static input, one conv broadcast over T
         self.lif = LIF(tau=tau, vth_init=vth_init)
         self.bn_frozen = False
+        self.fused = True       # False: the step-by-step lava_lif (reference for the fused op's tests)
         if not convs and not skips:
             raise ConfigError(f"population '{name}' has no incoming edge")
 
@@ -238,7 +250,11 @@ class Population(nn.Module):
         C, H, W = self.shape
         if self.lif_mode == "lava":
             cur, units = self._drive_flat(acts, q, True)
-            y = lava_lif(self._time(units, T, B), q.scale, q.vth_int, self.lif.params.temperature).to(cur.dtype)
+            if self.fused:   # the same spikes as lava_lif, one op and a fraction of its autograd memory
+                y = fused_lava_lif(cur, units, q.scale, q.vth_int, T, self.lif.params.temperature,
+                                   constant=self.broadcast_time)
+            else:
+                y = lava_lif(self._time(units, T, B), q.scale, q.vth_int, self.lif.params.temperature).to(cur.dtype)
         else:
             cur, _ = self._drive_flat(acts, q, False)
             if fused_lif is not None:   # same forward values as neuron.LIF, a fraction of its autograd memory

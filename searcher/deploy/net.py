@@ -189,6 +189,26 @@ class DeployNet(nn.Module):
         self.readout.bn_frozen = bool(frozen)
         return self
 
+    def set_lif_mode(self, mode: str) -> "DeployNet":
+        """Switch every population's neuron between the float LIF (Eq. 1) and the chip's integer LIF
+        (and the readout's 24-bit clip with it): a float warm phase, then the deploy-exact phase."""
+        if mode not in LIF_MODES:
+            raise ConfigError(f"unknown lif_mode '{mode}' (supported: {', '.join(LIF_MODES)})")
+        if mode == "lava" and abs(self.tau - TAU_DEFAULT) > 1e-12:
+            raise ConfigError("lif_mode 'lava' implements dv = 3277 (tau = 0.2) only")
+        self.lif_mode = mode
+        for p in self.pops:
+            p.lif_mode = mode
+        self.readout.clip_lava = mode == "lava"
+        return self
+
+    def set_prune_progress(self, fraction: float) -> "DeployNet":
+        """Prune at `fraction` x the genotype's rate (a pruning ramp); 1.0 is the deployed rate."""
+        for p in self.pops:
+            for c in p.convs:
+                c.prune_progress = float(min(1.0, max(0.0, fraction)))
+        return self
+
     @property
     def bn_frozen(self) -> bool:
         return bool(self.pops[0].bn_frozen)

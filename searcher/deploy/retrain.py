@@ -23,7 +23,6 @@ after every epoch, atomically) continues exactly as if it had not stopped.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 from lsnn.errors import ConfigError
 from lsnn.searcher import checkpoint as ckpt
 from lsnn.searcher.deploy.net import DeployNet
+from lsnn.searcher.deploy.schedule import apply_phase, lr_at, phase_at
 from lsnn.searcher.space.genotype import Genotype
 
 CKPT_NAME = "retrain_ckpt.pt"
@@ -69,6 +69,10 @@ class RetrainConfig:
     fc_bits: int = 7                     # 7: integers +-127, Loihi's 8-bit weights
     pre_bits: Optional[int] = None       # None: preprocessing convs at the cell's bits, pruned (search space)
     lif_mode: str = "lava"               # "lava": the chip's integer LIF in the loop (bit-exact deploy); "float": Eq. 1, tau 0.2
+    label_smoothing: float = 0.0         # of the cross-entropy (main and auxiliary head)
+    warmup_epochs: int = 0               # linear lr warm-up, then cosine (deploy.schedule)
+    float_epochs: int = 0                # lava mode: first epochs with the float LIF (cheaper), then the integer LIF
+    prune_ramp_epochs: int = 0           # prune rate ramps from 0 to p over these epochs (0: p from the start)
     readout_axon_limit: Optional[int] = None   # deploy target's input axons per core: the readout's parts (lava mode)
 
     def validate(self) -> "RetrainConfig":
@@ -81,6 +85,12 @@ class RetrainConfig:
             raise ConfigError(f"retrain: 'freeze_epochs' must be in [0, epochs], got {self.freeze_epochs}")
         if self.lr <= 0 or self.grad_clip <= 0:
             raise ConfigError("retrain: 'lr' and 'grad_clip' must be > 0")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"retrain: 'label_smoothing' must be in [0, 1), got {self.label_smoothing}")
+        for k in ("warmup_epochs", "float_epochs", "prune_ramp_epochs"):
+            if not 0 <= int(getattr(self, k)) <= max(self.epochs - self.n_freeze, 0):
+                raise ConfigError(f"retrain: '{k}' must be in [0, epochs - freeze epochs = "
+                                  f"{max(self.epochs - self.n_freeze, 0)}], got {getattr(self, k)}")
         return self
 
     @property
@@ -88,10 +98,8 @@ class RetrainConfig:
         return int(round(0.1 * self.epochs)) if self.freeze_epochs is None else int(self.freeze_epochs)
 
     def lr_at(self, epoch: int) -> float:
-        """Cosine annealing per epoch (0-based), from lr to lr_min."""
-        if self.epochs <= 0:
-            return self.lr
-        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + math.cos(math.pi * epoch / self.epochs))
+        """Warm-up, then cosine annealing per epoch (0-based), from lr to lr_min."""
+        return lr_at(self, epoch)
 
 
 @dataclass
@@ -174,14 +182,6 @@ def _cfg_key(cfg: RetrainConfig) -> dict[str, Any]:
     return ckpt.config_dict(cfg, drop=RESUME_FREE)
 
 
-def _set_phase(net: DeployNet, cfg: RetrainConfig, epoch: int) -> bool:
-    frozen = epoch >= cfg.epochs - cfg.n_freeze
-    net.set_bn_frozen(frozen)
-    for s in net.mask_parameters():
-        s.requires_grad_(cfg.learn_mask and not frozen)
-    return frozen
-
-
 # ----------------------------------------------------------------------------------- main loop
 
 
@@ -228,9 +228,9 @@ def _train_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, epo
         xb = torch.from_numpy(np.ascontiguousarray(xb)).to(device)
         yb = torch.from_numpy(np.asarray(y_tr[idx], dtype=np.int64)).to(device)
         res = net.forward_all(xb)
-        loss = F.cross_entropy(res["logits"], yb)
+        loss = F.cross_entropy(res["logits"], yb, label_smoothing=cfg.label_smoothing)
         if res["aux"] is not None and cfg.aux_weight > 0:
-            loss = loss + cfg.aux_weight * F.cross_entropy(res["aux"], yb)
+            loss = loss + cfg.aux_weight * F.cross_entropy(res["aux"], yb, label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.grad is not None], cfg.grad_clip)
@@ -251,13 +251,14 @@ def _run_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, val: 
     """Train one epoch, evaluate on val, keep the best weights in `prog`; returns the epoch's record."""
     t0 = time.time()
     net.train()
-    frozen = _set_phase(net, cfg, epoch)
-    lr = cfg.lr_at(epoch)
+    phase = phase_at(cfg, epoch)
+    apply_phase(net, phase, cfg.learn_mask)
     for g in opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = phase.lr
     loss, train_acc, train_rates = _train_epoch(net, opt, cfg, train, epoch, augment, device)
-    rec: dict[str, Any] = {"epoch": epoch + 1, "loss": loss, "train_acc": train_acc, "val_acc": None, "lr": lr,
-                           "bn_frozen": frozen, "mask_frozen": frozen or not cfg.learn_mask}
+    rec: dict[str, Any] = {"epoch": epoch + 1, "loss": loss, "train_acc": train_acc, "val_acc": None, "lr": phase.lr,
+                           "bn_frozen": phase.frozen, "mask_frozen": phase.frozen or not cfg.learn_mask,
+                           "lif_mode": phase.lif_mode, "prune_progress": phase.prune_progress}
     if val is not None and len(val[1]) > 0:
         acc, rates = evaluate(net, val, cfg.eval_batch_size, device)
         rec["val_acc"] = acc
@@ -265,7 +266,8 @@ def _run_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, val: 
     else:
         acc = train_acc
         rec["spike_rate"] = train_rates
-    if acc > prog.best_val or prog.best_state is None:
+    # only a deploy-form epoch may be kept (an earlier one's weights would export a different net)
+    if phase.deployable and (acc > prog.best_val or prog.best_state is None):
         prog.best_val, prog.best_epoch = acc, epoch + 1
         prog.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     rec["seconds"] = time.time() - t0
@@ -307,6 +309,7 @@ def run_retrain(genotype: Genotype, cfg: RetrainConfig, train: Split, val: Optio
 
     if prog.best_state is not None:
         net.load_state_dict(prog.best_state)
+    net.set_lif_mode(cfg.lif_mode).set_prune_progress(1.0)
     net.set_bn_frozen(False)
     net.eval()
     test_acc, test_rates = None, {}

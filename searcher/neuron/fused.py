@@ -1,4 +1,5 @@
-"""The one fused LIF recurrence (Eq. 1) over all T steps, with a hand-written backward.
+"""The fused LIF recurrences over all T steps, with one hand-written backward: Eq. 1 (float) and
+the chip's integer LIF (the same gradients with tau = 819/4096).
 
 The search cells and the deployable network's float mode both run it: it gives the same spikes
 as `functional.lif_step` looped over T and the same gradients (BPTT through the reset, Dspike
@@ -11,9 +12,12 @@ import math
 
 import torch
 
+from lsnn.contract.chip import ACT_SHIFT, DECAY_UNITY, DEFAULT_DV, V_MAX
 from lsnn.searcher.neuron.functional import LIFParams
 
 CL = torch.channels_last
+_ACT_MUL = float(1 << ACT_SHIFT)
+_V_MAX = float(V_MAX)
 
 
 def time_flat(x: torch.Tensor, T: int) -> torch.Tensor:
@@ -88,43 +92,93 @@ class _FusedLIFFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor, _grad_q: torch.Tensor | None):  # type: ignore[override]
-        U, Yb, vth = ctx.saved_tensors
-        T, tau, b, dtype = ctx.T, ctx.tau, ctx.temperature, ctx.work
-        G = time_flat(grad_out.contiguous(memory_format=CL) if ctx.cur_cl else grad_out.contiguous(), T)
-        th = vth.detach().to(dtype)
-        c = b / (2.0 * math.tanh(b / 2.0))
-        edge = c * (1.0 - math.tanh(b / 2.0) ** 2)                      # sg at |u - vth| = 1/2
-        neg_2bth = -2.0 * b * th
-        m = U.shape[1]
-        Yu = Yb.view(torch.uint8)
-        y_t = torch.empty(m, dtype=dtype, device=U.device) if T > 1 else None
-        gI = torch.empty(m if ctx.constant else (T, m), dtype=dtype, device=U.device)
-        gvth = torch.zeros((), dtype=dtype, device=U.device) if ctx.needs_input_grad[1] else None
-        g_next: torch.Tensor | None = None
-        for t in range(T - 1, -1, -1):
-            u = U[t].to(dtype)
-            # c (1 - tanh(b z)^2) = 4c s (1 - s), s = sigmoid(2 b z): the same Dspike, ~5x cheaper than tanh
-            sg = torch.add(neg_2bth, u, alpha=2.0 * b).sigmoid_()
-            sg = torch.threshold_(torch.addcmul(sg, sg, sg, value=-1.0).mul_(4.0 * c), edge, 0.0)
-            g = torch.empty_like(u) if ctx.constant else gI[t]
-            if g_next is None:
-                torch.mul(G[t], sg, out=g)
-            else:
-                torch.addcmul(G[t], u, g_next, value=-tau, out=g).mul_(sg)       # a_t sg_t
-            if gvth is not None:
-                gvth -= g.sum()
-            if g_next is not None:                                                # + tau (1 - y_t) g_{t+1}
-                g.add_(g_next, alpha=tau).addcmul_(g_next, y_t.copy_(Yu[t]), value=-tau)
-            if ctx.constant and g_next is None:
-                gI.copy_(g)
-            elif ctx.constant:
-                gI.add_(g)
-            g_next = g
-        grad_cur = _unflatten(gI, ctx.cur_shape, ctx.cur_cl)
-        if ctx.dtype != dtype:
-            grad_cur = grad_cur.to(ctx.dtype)
-        gvth = gvth.reshape(vth.shape).to(vth.dtype) if gvth is not None else None
-        return grad_cur, gvth, None, None, None, None, None, None
+        return (*_lif_backward(ctx, grad_out), None, None, None, None, None, None)
+
+
+def _lif_backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(dL/dcurrent, dL/dvth) of the recurrence saved in `ctx` (U, Yb, vth; T, tau, temperature,
+    constant, cur_shape, cur_cl, dtype, work): the BPTT of _FusedLIFFn's docstring."""
+    U, Yb, vth = ctx.saved_tensors
+    T, tau, b, dtype = ctx.T, ctx.tau, ctx.temperature, ctx.work
+    G = time_flat(grad_out.contiguous(memory_format=CL) if ctx.cur_cl else grad_out.contiguous(), T)
+    th = vth.detach().to(dtype)
+    c = b / (2.0 * math.tanh(b / 2.0))
+    edge = c * (1.0 - math.tanh(b / 2.0) ** 2)                      # sg at |u - vth| = 1/2
+    neg_2bth = -2.0 * b * th
+    m = U.shape[1]
+    Yu = Yb.view(torch.uint8)
+    y_t = torch.empty(m, dtype=dtype, device=U.device) if T > 1 else None
+    gI = torch.empty(m if ctx.constant else (T, m), dtype=dtype, device=U.device)
+    gvth = torch.zeros((), dtype=dtype, device=U.device) if ctx.needs_input_grad[1] else None
+    g_next: torch.Tensor | None = None
+    for t in range(T - 1, -1, -1):
+        u = U[t].to(dtype)
+        # c (1 - tanh(b z)^2) = 4c s (1 - s), s = sigmoid(2 b z): the same Dspike, ~5x cheaper than tanh
+        sg = torch.add(neg_2bth, u, alpha=2.0 * b).sigmoid_()
+        sg = torch.threshold_(torch.addcmul(sg, sg, sg, value=-1.0).mul_(4.0 * c), edge, 0.0)
+        g = torch.empty_like(u) if ctx.constant else gI[t]
+        if g_next is None:
+            torch.mul(G[t], sg, out=g)
+        else:
+            torch.addcmul(G[t], u, g_next, value=-tau, out=g).mul_(sg)       # a_t sg_t
+        if gvth is not None:
+            gvth -= g.sum()
+        if g_next is not None:                                                # + tau (1 - y_t) g_{t+1}
+            g.add_(g_next, alpha=tau).addcmul_(g_next, y_t.copy_(Yu[t]), value=-tau)
+        if ctx.constant and g_next is None:
+            gI.copy_(g)
+        elif ctx.constant:
+            gI.add_(g)
+        g_next = g
+    grad_cur = _unflatten(gI, ctx.cur_shape, ctx.cur_cl)
+    if ctx.dtype != dtype:
+        grad_cur = grad_cur.to(ctx.dtype)
+    gvth = gvth.reshape(vth.shape).to(vth.dtype) if gvth is not None else None
+    return grad_cur, gvth
+
+
+class _FusedLavaLIFFn(torch.autograd.Function):
+    """The chip's integer LIF (`integer.lava_lif`) over all T steps in one op: the forward is the
+    very float64 arithmetic of `integer.lava_lif_step` (so the same spikes, bit for bit), run
+    without an autograd graph; the backward is the float LIF's with tau = (4096 - dv) / 4096 on
+    u = v * s / 64, which is what the straight-through truncation gives (the 24-bit clip of v is
+    passed straight through as well). Saved: u in float32 and the spikes as bool, not ~6 float64
+    tensors per step."""
+
+    @staticmethod
+    def forward(ctx, current: torch.Tensor, vth: torch.Tensor, units: torch.Tensor, scale: torch.Tensor,
+                vth_int: torch.Tensor, T: int, factor: float, temperature: float, constant: bool
+                ):  # type: ignore[override]
+        cur = dense_like(current)
+        cl = cur.dim() == 4 and not cur.is_contiguous()
+        u_in = time_flat(dense_like(units).double(), 1 if constant else T).mul(_ACT_MUL)
+        n = T * cur.shape[0] if constant else cur.shape[0]
+        shape = (n,) + tuple(cur.shape[1:])
+        m = u_in.shape[1]
+        s = scale.detach().double()
+        c, th = s / _ACT_MUL, vth_int.detach().double() * s
+        U = torch.empty((T, m), dtype=torch.float32, device=cur.device)
+        Yb = torch.empty((T, m), dtype=torch.bool, device=cur.device)
+        v, y = None, None
+        for t in range(T):
+            x = u_in[0] if constant else u_in[t]
+            v = x.clone() if v is None else torch.trunc(v * (1.0 - y) * factor).add_(x)
+            v.clamp_(-_V_MAX, _V_MAX)
+            uc = v * c
+            torch.gt(uc, th, out=Yb[t])
+            U[t].copy_(uc)
+            y = Yb[t].double()
+        out = torch.empty(shape, dtype=cur.dtype, device=cur.device,
+                          memory_format=CL if cl else torch.contiguous_format)
+        time_flat(out, T).copy_(Yb.view(torch.uint8))
+        ctx.save_for_backward(U, Yb, vth)
+        ctx.T, ctx.tau, ctx.temperature, ctx.constant = T, factor, temperature, constant
+        ctx.cur_shape, ctx.cur_cl, ctx.dtype, ctx.work = cur.shape, cl, cur.dtype, torch.float32
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        return (*_lif_backward(ctx, grad_out), None, None, None, None, None, None, None)
 
 
 def _unflatten(flat: torch.Tensor, shape: torch.Size | tuple[int, ...], channels_last: bool) -> torch.Tensor:
@@ -133,6 +187,18 @@ def _unflatten(flat: torch.Tensor, shape: torch.Size | tuple[int, ...], channels
         n, c, h, w = shape
         return flat.reshape(n, h, w, c).permute(0, 3, 1, 2)  # channels_last strides, no copy
     return flat.reshape(shape)
+
+
+def fused_lava_lif(current: torch.Tensor, units: torch.Tensor, scale: torch.Tensor, vth_int: torch.Tensor,
+                   T: int, temperature: float, dv: int = DEFAULT_DV, constant: bool = False) -> torch.Tensor:
+    """Lava's fixed-point LIF over all steps: spikes [T*B, ...] in current's dtype, equal to
+    `integer.lava_lif(units over T, scale, vth_int)`. `current` (= scale * units, differentiable)
+    carries the gradient; `units` (the accumulator a + bias_int) sets the forward exactly."""
+    if not constant and current.shape[0] % T:
+        raise ValueError(f"leading dim {current.shape[0]} is not a multiple of T={T}")
+    vth = (vth_int * scale).to(current.dtype)        # the threshold's gradient path (Vth -> vth_int)
+    factor = (DECAY_UNITY - int(dv)) / float(DECAY_UNITY)
+    return _FusedLavaLIFFn.apply(current, vth, units.detach(), scale, vth_int, T, factor, temperature, constant)
 
 
 def fused_lif(current: torch.Tensor, vth: torch.Tensor, T: int, params: LIFParams = LIFParams(),

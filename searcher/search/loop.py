@@ -11,7 +11,7 @@ exactly where it stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +22,7 @@ from tqdm import tqdm
 from lsnn import cost_model as cm
 from lsnn.errors import ConfigError, DatasetError
 from lsnn.searcher.search.decode import decode
-from lsnn.searcher.search.loss import search_loss
+from lsnn.searcher.search.loss import absolute_weights, initial_costs, search_loss
 from lsnn.searcher.search.state import (  # noqa: F401
     CKPT_NAME,
     as_tensors,
@@ -39,6 +39,7 @@ from lsnn.searcher.space.supernet import Supernet
 
 SAVE_DTYPES = {"float16": torch.float16, "float32": None}
 CONV_DTYPES = ("auto", "bfloat16", "float32")
+COST_WEIGHTS = ("absolute", "relative")
 
 
 @dataclass
@@ -53,6 +54,7 @@ class SearchConfig:
     batch_size: int = 32
     l1: float = 0.0
     l2: float = 0.0
+    cost_weights: str = "absolute"   # l1/l2 "absolute" (per bit / Bit-SynOp) or "relative" (to the initial costs)
     p: float = 0.5
     seed: int = 0
     device: str = "cpu"
@@ -91,6 +93,9 @@ class SearchConfig:
             raise ConfigError(f"search config: 'l1' and 'l2' must be >= 0, got {self.l1}, {self.l2}")
         if self.arch_data not in ("same", "heldout"):
             raise ConfigError(f"search config: 'arch_data' must be 'same' or 'heldout', got '{self.arch_data}'")
+        if self.cost_weights not in COST_WEIGHTS:
+            raise ConfigError(f"search config: 'cost_weights' must be one of {', '.join(COST_WEIGHTS)}, "
+                              f"got '{self.cost_weights}'")
         if self.save_dtype not in SAVE_DTYPES:
             raise ConfigError(f"search config: 'save_dtype' must be one of {', '.join(SAVE_DTYPES)}, "
                               f"got '{self.save_dtype}'")
@@ -310,6 +315,8 @@ def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, res
     device = torch.device(cfg.device)
     xtr, ytr, xva, yva, n_cls = _checked_data(cfg, train, val)
     net = build_supernet(cfg, tuple(int(v) for v in xtr.shape[1:]), n_cls).to(device)
+    costs0 = initial_costs(net, xtr[:cfg.batch_size].to(device))     # before any step, also on resume
+    l1, l2 = absolute_weights(cfg.l1, cfg.l2, cfg.cost_weights, costs0)
     wopt, sched, aopt = make_optimizers(net, cfg)
     history: list[dict[str, Any]] = []
     start = 0
@@ -318,13 +325,16 @@ def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, res
         start, history = load_checkpoint(ckpt_path, cfg, net, wopt, sched, aopt)
     w_idx, a_idx = _split_indices(cfg, xtr.shape[0])
     sizes = _population_sizes(net)
+    step_cfg = replace(cfg, l1=l1, l2=l2, cost_weights="absolute")   # what Eq. 15 multiplies by
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        acc, iters, train_acc = _search_epoch(net, cfg, xtr, ytr, w_idx, a_idx, epoch, (wopt, aopt), device, sizes)
+        acc, iters, train_acc = _search_epoch(net, step_cfg, xtr, ytr, w_idx, a_idx, epoch, (wopt, aopt), device,
+                                              sizes)
         lr = wopt.param_groups[0]["lr"]          # the weight lr this epoch ran with
         sched.step()
         val_t = evaluate(net, xva, yva, cfg.eval_batch_size, device)
         rec = _epoch_record(net, epoch, acc, iters, train_acc, val_t, time.perf_counter() - t0, lr)
+        rec.update({"l1_abs": l1, "l2_abs": l2, "initial_mem_bits": costs0[0], "initial_bit_synops": costs0[1]})
         history.append(rec)
         save_checkpoint(ckpt_path, cfg, net, wopt, sched, aopt, epoch + 1, history)
         if on_epoch is not None:

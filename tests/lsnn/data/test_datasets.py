@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
+from lsnn.data.augment import crop_flip
 from lsnn.data.datasets import (
     REGISTRY,
     DatasetSplit,
     batches,
-    crop_flip,
     load_dataset,
     register,
     stratified_counts,

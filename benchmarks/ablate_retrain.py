@@ -1,0 +1,130 @@
+"""What holds accuracy back: retrain one fixed genotype under named variants of the recipe.
+
+Every variant starts from the same genotype, seed and epoch budget and changes one thing
+(RetrainConfig fields, the augmentation, the retrain width); the table says what each one is
+worth on the test split. Variants run in `--jobs` processes of one thread each (deterministic for
+a seed, so the accuracies do not depend on --jobs; the seconds do).
+
+    python benchmarks/ablate_retrain.py --genotype runs/digits/genotype.json --dataset digits \
+        --epochs 40 --variants base,shift,ls,float --out benchmarks/results/ablation_digits.json
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+# name -> (what it changes, overrides: RetrainConfig fields, plus "augment" and "C")
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "base": ("integer LIF, no augmentation, SGD cosine, p from step 0", {}),
+    "shift": ("+ random 1-pixel shifts", {"augment": "shift"}),
+    "crop_flip": ("+ pad-4 crop and flip", {"augment": "crop_flip"}),
+    "cutout": ("+ crop, flip and cutout", {"augment": "crop_flip_cutout"}),
+    "speech": ("+ time shift and SpecAugment masks", {"augment": "speech"}),
+    "ls": ("+ label smoothing 0.1", {"label_smoothing": 0.1}),
+    "warmup": ("+ 3 warm-up epochs", {"warmup_epochs": 3}),
+    "float": ("float LIF throughout (not deploy-exact)", {"lif_mode": "float"}),
+    "float_warm": ("float LIF for the first 3/4, then the integer LIF", {"float_epochs": 0.75}),
+    "ramp": ("pruning ramped from 0 to p over the first 1/4", {"prune_ramp_epochs": 0.25}),
+    "no_mask_learning": ("mask fixed at |W| of the init (no HYDRA scores)", {"learn_mask": False}),
+    "lr_x2": ("lr x 2", {"lr_scale": 2.0}),
+    "lr_half": ("lr / 2", {"lr_scale": 0.5}),
+    "wide": ("retrain width x 2", {"C_scale": 2}),
+    "no_aux": ("no auxiliary head", {"aux_weight": 0.0}),
+    "recipe": ("shift + ls 0.1 + 3 warm-up + float warm 3/4",
+               {"augment": "shift", "label_smoothing": 0.1, "warmup_epochs": 3, "float_epochs": 0.75}),
+}
+FRACTION_KEYS = ("float_epochs", "prune_ramp_epochs")
+
+
+def _one(job: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from lsnn.data.augment import get_augment
+    from lsnn.searcher.config import build_config
+    from lsnn.searcher.deploy.retrain import RetrainConfig, run_retrain
+    from lsnn.searcher.pipeline import load_splits
+    from lsnn.searcher.space.genotype import Genotype
+
+    torch.set_num_threads(1)
+    over = dict(job["overrides"])
+    cfg = build_config(job["dataset"], {}, {"data_dir": job["data_dir"], "train_subset": job["train_subset"],
+                                           "test_subset": job["test_subset"]})
+    data = load_splits(cfg)
+    g = Genotype.load(job["genotype"])
+    g = dataclasses.replace(g, C=int(g.C * over.pop("C_scale", 1)))
+    epochs = job["epochs"]
+    aug_name = over.pop("augment", "none")
+    lr = job["lr"] * over.pop("lr_scale", 1.0)
+    for k in FRACTION_KEYS:
+        if k in over:
+            over[k] = int(round(over[k] * epochs))
+    rcfg = RetrainConfig(epochs=epochs, lr=lr, batch_size=job["batch_size"], seed=job["seed"], progress=False,
+                         **{"lif_mode": "lava", **over})
+    t0 = time.time()
+    res = run_retrain(g, rcfg, data.train, data.val, data.test, Path(job["work"]) / job["name"],
+                      augment=get_augment(aug_name))
+    last = res.history[-1]
+    return {"variant": job["name"], "what": job["what"], "test_acc": res.test_accuracy,
+            "best_val_acc": res.best_val_acc, "best_epoch": res.best_epoch, "final_train_acc": last["train_acc"],
+            "seconds": round(time.time() - t0, 1),
+            "seconds_per_epoch": {m: round(sum(r["seconds"] for r in res.history if r.get("lif_mode") == m)
+                                           / max(1, sum(r.get("lif_mode") == m for r in res.history)), 2)
+                                  for m in ("float", "lava")},
+            "settings": {"epochs": epochs, "lr": lr, "augment": aug_name, "C": g.C, **over}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--genotype", required=True)
+    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--data-dir")
+    ap.add_argument("--train-subset", type=int)
+    ap.add_argument("--test-subset", type=int)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--batch-size", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variants", default="base,shift,ls,float,float_warm,ramp,lr_x2,wide,recipe")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--work", default="runs/ablation")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    names = [v for v in a.variants.split(",") if v]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"ablate_retrain: unknown variant(s) {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+    jobs = [{"name": n, "what": VARIANTS[n][0], "overrides": VARIANTS[n][1], "dataset": a.dataset,
+             "data_dir": a.data_dir, "train_subset": a.train_subset, "test_subset": a.test_subset,
+             "genotype": a.genotype, "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size, "seed": a.seed,
+             "work": f"{a.work}/{a.dataset}"} for n in names]
+    rows = []
+    with ProcessPoolExecutor(max_workers=a.jobs) as pool:
+        for row in pool.map(_one, jobs):
+            rows.append(row)
+            print(f"{row['variant']:>16}: test {100 * row['test_acc']:.2f} %  (val {100 * row['best_val_acc']:.2f} % "
+                  f"at epoch {row['best_epoch']}, train {100 * row['final_train_acc']:.1f} %, {row['seconds']} s)",
+                  flush=True)
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("Model name")), "?")
+    out = {"dataset": a.dataset, "genotype": a.genotype, "epochs": a.epochs, "seed": a.seed, "jobs": a.jobs,
+           "threads_per_job": 1, "cpu": model, "python": platform.python_version(), "rows": rows}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(out, indent=2) + "\n")
+    print("\n| variant | what | test acc. (%) | best val (%) | final train (%) | s/epoch float | s/epoch integer |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        s = r["seconds_per_epoch"]
+        print(f"| {r['variant']} | {r['what']} | {100 * r['test_acc']:.2f} | {100 * r['best_val_acc']:.2f} | "
+              f"{100 * r['final_train_acc']:.1f} | {s['float'] or '-'} | {s['lava'] or '-'} |")
+
+
+if __name__ == "__main__":
+    main()
