@@ -38,6 +38,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "lr_half": ("lr / 2", {"lr_scale": 0.5}),
     "wide": ("retrain width x 2", {"C_scale": 2}),
     "no_aux": ("no auxiliary head", {"aux_weight": 0.0}),
+    "wide_ls": ("retrain width x 2 + label smoothing 0.1", {"C_scale": 2, "label_smoothing": 0.1}),
+    "wide3_ls": ("retrain width x 3 + label smoothing 0.1", {"C_scale": 3, "label_smoothing": 0.1}),
     "recipe": ("shift + ls 0.1 + 3 warm-up + float warm 3/4",
                {"augment": "shift", "label_smoothing": 0.1, "warmup_epochs": 3, "float_epochs": 0.75}),
 }

@@ -159,15 +159,18 @@ class _FusedLavaLIFFn(torch.autograd.Function):
         c, th = s / _ACT_MUL, vth_int.detach().double() * s
         U = torch.empty((T, m), dtype=torch.float32, device=cur.device)
         Yb = torch.empty((T, m), dtype=torch.bool, device=cur.device)
-        v, y = None, None
+        v = torch.empty(m, dtype=torch.float64, device=cur.device)
+        uc = torch.empty_like(v)
         for t in range(T):
             x = u_in[0] if constant else u_in[t]
-            v = x.clone() if v is None else torch.trunc(v * (1.0 - y) * factor).add_(x)
+            if t == 0:
+                v.copy_(x)
+            else:   # trunc(v (1 - y) factor) + x, in place: a spiking v is > 0, so (1 - y) v is +0 there
+                v.masked_fill_(Yb[t - 1], 0.0).mul_(factor).trunc_().add_(x)
             v.clamp_(-_V_MAX, _V_MAX)
-            uc = v * c
+            torch.mul(v, c, out=uc)
             torch.gt(uc, th, out=Yb[t])
             U[t].copy_(uc)
-            y = Yb[t].double()
         out = torch.empty(shape, dtype=cur.dtype, device=cur.device,
                           memory_format=CL if cl else torch.contiguous_format)
         time_flat(out, T).copy_(Yb.view(torch.uint8))
