@@ -40,6 +40,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "no_aux": ("no auxiliary head", {"aux_weight": 0.0}),
     "wide_ls": ("retrain width x 2 + label smoothing 0.1", {"C_scale": 2, "label_smoothing": 0.1}),
     "wide3_ls": ("retrain width x 3 + label smoothing 0.1", {"C_scale": 3, "label_smoothing": 0.1}),
+    "wide_ls_shift": ("retrain width x 2 + label smoothing 0.1 + 1-pixel shifts",
+                      {"C_scale": 2, "label_smoothing": 0.1, "augment": "shift"}),
+    "wide_ls_wd": ("retrain width x 2 + label smoothing 0.1 + weight decay 1e-3",
+                   {"C_scale": 2, "label_smoothing": 0.1, "weight_decay": 1e-3}),
+    "readout_lr20": ("readout lr x 20", {"readout_lr_scale": 20.0}),
+    "gsc_recipe": ("readout lr x 20 + label smoothing 0.1 + time shift and SpecAugment",
+                   {"readout_lr_scale": 20.0, "label_smoothing": 0.1, "augment": "speech"}),
     "recipe": ("shift + ls 0.1 + 3 warm-up + float warm 3/4",
                {"augment": "shift", "label_smoothing": 0.1, "warmup_epochs": 3, "float_epochs": 0.75}),
 }

@@ -1,5 +1,6 @@
-"""Recompute the relative preset weights: the paper's absolute (l1, l2) times the initial MEM and
-Bit-SynOps of the paper's search supernet (C = 48, T = 6, p = 0.8, on uniform random input).
+"""The paper's absolute preset weights in relative units: (l1, l2) times the initial MEM and
+Bit-SynOps of the paper's search supernet (C = 48, T = 6, p = 0.8, on uniform random input),
+next to lsnn's relative presets (searcher/presets.py says why they differ).
 
     python benchmarks/preset_units.py     # prints a table and checks searcher/presets.py
 """
@@ -25,7 +26,7 @@ def main() -> None:
         torch.manual_seed(0)
         units[name] = initial_costs(net, torch.rand(4, *shape))
         print(f"{name}: initial MEM {units[name][0]:.4g} bits, Bit-SynOps {units[name][1]:.4g} per sample")
-    print("| preset | l1 (abs) | l2 (abs) | l1_rel = l1 x MEM0 | l2_rel = l2 x BitSynOps0 | in presets.py |")
+    print("| preset | l1 (abs) | l2 (abs) | l1 x MEM0 | l2 x BitSynOps0 | lsnn's relative preset |")
     print("|---|---|---|---|---|---|")
     for p in PRESETS.values():
         mem0, bs0 = units["gsc" if p.name == "gsc" else "cifar"]

@@ -38,6 +38,8 @@ _OPTIONS = [
     click.option("--retrain-lr", type=float, help="SGD learning rate of retraining (cosine schedule)."),
     click.option("--augment", type=click.Choice(["none", "shift", "crop_flip", "crop_flip_cutout", "speech"]), help="Retraining augmentation [default: per dataset]."),
     click.option("--label-smoothing", type=float, help="Label smoothing of the retraining cross-entropy."),
+    click.option("--weight-decay", type=float, help="Retraining weight decay on conv / FC weights."),
+    click.option("--readout-lr-scale", type=float, help="Retraining lr multiplier of the FC readout."),
     click.option("--warmup-epochs", type=int, help="Retraining lr warm-up epochs (then cosine)."),
     click.option("--float-epochs", type=int, help="With the integer LIF: first retraining epochs with the float LIF (faster), then the exact one."),
     click.option("--prune-ramp-epochs", type=int, help="Retraining: ramp the prune rate from 0 to p over these epochs."),

@@ -70,6 +70,8 @@ class RetrainConfig:
     pre_bits: Optional[int] = None       # None: preprocessing convs at the cell's bits, pruned (search space)
     lif_mode: str = "lava"               # "lava": the chip's integer LIF in the loop (bit-exact deploy); "float": Eq. 1, tau 0.2
     label_smoothing: float = 0.0         # of the cross-entropy (main and auxiliary head)
+    readout_lr_scale: float = 1.0        # lr multiplier of the FC readout (pooled rates vary little between
+    #                                      samples: the FC's gradient is small, Speech Commands needs ~20x)
     warmup_epochs: int = 0               # linear lr warm-up, then cosine (deploy.schedule)
     float_epochs: int = 0                # lava mode: first epochs with the float LIF (cheaper), then the integer LIF
     prune_ramp_epochs: int = 0           # prune rate ramps from 0 to p over these epochs (0: p from the start)
@@ -85,6 +87,8 @@ class RetrainConfig:
             raise ConfigError(f"retrain: 'freeze_epochs' must be in [0, epochs], got {self.freeze_epochs}")
         if self.lr <= 0 or self.grad_clip <= 0:
             raise ConfigError("retrain: 'lr' and 'grad_clip' must be > 0")
+        if self.readout_lr_scale <= 0:
+            raise ConfigError(f"retrain: 'readout_lr_scale' must be > 0, got {self.readout_lr_scale}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"retrain: 'label_smoothing' must be in [0, 1), got {self.label_smoothing}")
         for k in ("warmup_epochs", "float_epochs", "prune_ramp_epochs"):
@@ -124,12 +128,16 @@ def build_net(genotype: Genotype, cfg: RetrainConfig) -> DeployNet:
                      readout_axon_limit=cfg.readout_axon_limit)
 
 
-def param_groups(net: DeployNet, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on conv / FC weights only (BN affine, thresholds, biases and mask scores: none)."""
-    decay, no_decay, scores = [], [], []
+def param_groups(net: DeployNet, weight_decay: float, readout_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """Weight decay on conv / FC weights only (BN affine, thresholds, biases and mask scores: none);
+    the readout in its own group when its lr is scaled (`lr_scale` is applied by the schedule)."""
+    decay, no_decay, scores, readout = [], [], [], []   # readout: only to know whether it has a group
     score_ids = {id(p) for p in net.mask_parameters()}
+    readout_ids = {id(p) for p in net.readout.parameters()} if readout_lr_scale != 1.0 else set()
     for name, p in net.named_parameters():
-        if id(p) in score_ids:
+        if id(p) in readout_ids:
+            readout.append(p)
+        elif id(p) in score_ids:
             scores.append(p)
         elif name.endswith("weight") and p.dim() > 1:
             decay.append(p)
@@ -139,6 +147,11 @@ def param_groups(net: DeployNet, weight_decay: float) -> list[dict[str, Any]]:
               {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
     if scores:
         groups.append({"params": scores, "weight_decay": 0.0, "name": "mask_scores"})
+    if readout:
+        groups.append({"params": [net.readout.weight], "weight_decay": weight_decay, "name": "readout",
+                       "lr_scale": float(readout_lr_scale)})
+        groups.append({"params": [net.readout.bias], "weight_decay": 0.0, "name": "readout_bias",
+                       "lr_scale": float(readout_lr_scale)})
     return groups
 
 
@@ -254,7 +267,7 @@ def _run_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, val: 
     phase = phase_at(cfg, epoch)
     apply_phase(net, phase, cfg.learn_mask)
     for g in opt.param_groups:
-        g["lr"] = phase.lr
+        g["lr"] = phase.lr * g.get("lr_scale", 1.0)
     loss, train_acc, train_rates = _train_epoch(net, opt, cfg, train, epoch, augment, device)
     rec: dict[str, Any] = {"epoch": epoch + 1, "loss": loss, "train_acc": train_acc, "val_acc": None, "lr": phase.lr,
                            "bn_frozen": phase.frozen, "mask_frozen": phase.frozen or not cfg.learn_mask,
@@ -296,7 +309,7 @@ def run_retrain(genotype: Genotype, cfg: RetrainConfig, train: Split, val: Optio
         raise ConfigError(f"retrain: need at least 2 training samples, got {len(train[1])}")
 
     net = build_net(genotype, cfg).to(device)
-    opt = torch.optim.SGD(param_groups(net, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum)
+    opt = torch.optim.SGD(param_groups(net, cfg.weight_decay, cfg.readout_lr_scale), lr=cfg.lr, momentum=cfg.momentum)
     prog = _resume(ckpt_path, genotype, cfg, net, opt, device) if resume and ckpt_path.is_file() else _Progress()
     for epoch in range(prog.start, cfg.epochs):
         rec = _run_epoch(net, opt, cfg, train, val, epoch, augment, device, prog)

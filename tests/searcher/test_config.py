@@ -39,3 +39,17 @@ def test_non_mapping_yaml(tmp_path):
     f.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_yaml_config(f)
+
+
+def test_cost_weights_and_augment_are_checked_and_resolved():
+    from lsnn.searcher.pipeline import resolved_hparams
+
+    cfg = build_config("digits", {}, {})
+    assert cfg.cost_weights == "relative" and cfg.augment == "none" and cfg.C_retrain == 16
+    assert resolved_hparams(cfg) == {"l1": 0.15, "l2": 0.01, "p": 0.8}
+    assert resolved_hparams(build_config("digits", {}, {"cost_weights": "absolute"}))["l1"] == 5e-10
+    assert build_config("cifar10", {"augment": True}, {}).augment == "crop_flip"     # older configs
+    with pytest.raises(ConfigError, match="'cost_weights' must be 'relative' or 'absolute'"):
+        build_config("digits", {}, {"cost_weights": "paper"})
+    with pytest.raises(ConfigError, match="'augment' must be one of none, shift"):
+        build_config("digits", {}, {"augment": "rotate"})

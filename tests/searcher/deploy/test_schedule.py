@@ -66,3 +66,21 @@ def test_phased_run_keeps_a_deployable_epoch_and_ends_in_deploy_form(tmp_path):
     assert acc == res.test_accuracy
     with torch.no_grad():
         assert res.net.deploy_tensors() is not None
+
+
+def test_readout_lr_scale_gives_the_fc_its_own_lr(tmp_path):
+    c = RetrainConfig(epochs=2, batch_size=8, seed=0, progress=False, freeze_epochs=0, lr=0.01, readout_lr_scale=20.0)
+    from lsnn.searcher.deploy.retrain import param_groups
+
+    net = build_net(small_genotype(), c)
+    groups = {g["name"]: g for g in param_groups(net, 3e-4, 20.0)}
+    assert groups["readout"]["params"] == [net.readout.weight] and groups["readout"]["lr_scale"] == 20.0
+    assert groups["readout_bias"]["weight_decay"] == 0.0
+    assert all(p is not net.readout.weight for p in groups["weights"]["params"])
+    assert "readout" not in {g["name"] for g in param_groups(net, 3e-4)}       # scale 1: no extra group
+    w0 = net.readout.weight.detach().clone()
+    res = run_retrain(small_genotype(), c, data(16, 0), None, None, tmp_path)
+    assert res.history[0]["lr"] == pytest.approx(0.01)
+    assert not torch.equal(res.net.readout.weight, w0)
+    with pytest.raises(ConfigError, match="readout_lr_scale"):
+        RetrainConfig(readout_lr_scale=0.0).validate()
