@@ -14,6 +14,10 @@ Two phases:
    frozen, so the training forward *is* the deployed integer forward (bias and threshold
    rounded, straight-through) and the weights adapt to the final mask.
 
+Optional phases before these (deploy.schedule): lr warm-up, a float-LIF warm phase, a pruning
+ramp; only epochs that trained the deployed form may be kept as the best. Label smoothing and a
+separate lr for the FC readout (`readout_lr_scale`) are options.
+
 Every evaluation (val, test) runs the eval forward, i.e. exactly what the exporter writes. The
 weights of the best validation epoch are kept. Deterministic for a seed: the init uses
 `torch.manual_seed(seed)`, the data order and augmentation of epoch e use NumPy generators
