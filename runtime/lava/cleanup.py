@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 SHM = Path("/dev/shm")
@@ -50,10 +51,50 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL every descendant of `pid`."""
-    for c in descendants(pid):
+def group_members(pgid: int) -> list[int]:
+    """Running (non-zombie) processes of process group `pgid` (Linux /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            out.append(int(entry))
+    return out
+
+
+def wait_group_gone(pgid: int, wait_s: float = 5.0) -> bool:
+    """Wait (up to `wait_s`) until no process of group `pgid` runs; True if none does."""
+    deadline = time.monotonic() + wait_s
+    while group_members(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (a killed process lingers until it is reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_tree(pid: int, wait_s: float = 5.0) -> None:
+    """SIGKILL every descendant of `pid` and wait (up to `wait_s`) until none of them runs: a
+    signal is delivered asynchronously, so without the wait a caller could still see them."""
+    victims = descendants(pid)
+    for c in victims:
         try:
             os.kill(c, signal.SIGKILL)
         except OSError:
             pass
+    deadline = time.monotonic() + wait_s
+    while any(_alive(c) for c in victims) and time.monotonic() < deadline:
+        time.sleep(0.01)

@@ -26,7 +26,7 @@ from lsnn.compiler.backend.netx import write_net
 from lsnn.compiler.ir import Graph
 from lsnn.errors import LavaUnavailableError, LsnnError
 from lsnn.runtime.lava import protocol
-from lsnn.runtime.lava.cleanup import kill_tree, remove_new_shm, shm_entries
+from lsnn.runtime.lava.cleanup import kill_tree, remove_new_shm, shm_entries, wait_group_gone
 from lsnn.runtime.lava.protocol import LavaResult
 from lsnn.runtime.netgraph import check_input_int, check_runnable
 
@@ -100,6 +100,7 @@ def _stop(proc: subprocess.Popen, before: set[str]) -> None:
     except OSError:
         pass
     proc.wait()
+    wait_group_gone(proc.pid)          # SIGKILL is asynchronous: return only once none of them runs
     remove_new_shm(before)
 
 
