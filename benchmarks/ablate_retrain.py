@@ -47,6 +47,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "readout_lr20": ("readout lr x 20", {"readout_lr_scale": 20.0}),
     "gsc_recipe": ("readout lr x 20 + label smoothing 0.1 + time shift and SpecAugment",
                    {"readout_lr_scale": 20.0, "label_smoothing": 0.1, "augment": "speech"}),
+    "adamw": ("AdamW lr 2e-3, weight decay 1e-2", {"optimizer": "adamw", "lr_scale": 0.04, "weight_decay": 1e-2}),
+    "adamw_speech": ("AdamW + time shift and SpecAugment + label smoothing",
+                     {"optimizer": "adamw", "lr_scale": 0.04, "weight_decay": 1e-2, "augment": "speech",
+                      "label_smoothing": 0.1}),
+    "adamw_dense": ("AdamW, no pruning (p = 0)", {"optimizer": "adamw", "lr_scale": 0.04, "weight_decay": 1e-2,
+                                                  "prune_rate": 0.0}),
+    "adamw_dense_float": ("AdamW, no pruning, float LIF", {"optimizer": "adamw", "lr_scale": 0.04, "weight_decay": 1e-2,
+                                                           "prune_rate": 0.0, "lif_mode": "float"}),
     "recipe": ("shift + ls 0.1 + 3 warm-up + float warm 3/4",
                {"augment": "shift", "label_smoothing": 0.1, "warmup_epochs": 3, "float_epochs": 0.75}),
 }
@@ -68,7 +76,7 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
                                            "test_subset": job["test_subset"]})
     data = load_splits(cfg)
     g = Genotype.load(job["genotype"])
-    g = dataclasses.replace(g, C=int(g.C * over.pop("C_scale", 1)))
+    g = dataclasses.replace(g, C=int(g.C * over.pop("C_scale", 1)), prune_rate=over.pop("prune_rate", g.prune_rate))
     epochs = job["epochs"]
     aug_name = over.pop("augment", "none")
     lr = job["lr"] * over.pop("lr_scale", 1.0)

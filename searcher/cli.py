@@ -38,6 +38,7 @@ _OPTIONS = [
     click.option("--retrain-lr", type=float, help="SGD learning rate of retraining (cosine schedule)."),
     click.option("--augment", type=click.Choice(["none", "shift", "crop_flip", "crop_flip_cutout", "speech"]), help="Retraining augmentation [default: per dataset]."),
     click.option("--label-smoothing", type=float, help="Label smoothing of the retraining cross-entropy."),
+    click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), help="Retraining optimizer (default sgd, momentum 0.9)."),
     click.option("--weight-decay", type=float, help="Retraining weight decay on conv / FC weights."),
     click.option("--readout-lr-scale", type=float, help="Retraining lr multiplier of the FC readout."),
     click.option("--warmup-epochs", type=int, help="Retraining lr warm-up epochs (then cosine)."),

@@ -48,6 +48,7 @@ class RunConfig:
     label_smoothing: float = 0.0
     weight_decay: float = 3e-4        # retraining's, on conv / FC weights
     readout_lr_scale: float = 1.0     # retraining: lr multiplier of the FC readout
+    optimizer: str = "sgd"            # retraining: "sgd" (momentum 0.9, the paper's) or "adamw"
     warmup_epochs: int = 0            # retraining lr warm-up epochs
     float_epochs: int = 0             # retraining with lif_mode lava: first epochs with the float LIF
     prune_ramp_epochs: int = 0        # retraining: prune rate ramps 0 -> p over these epochs
@@ -80,6 +81,8 @@ class RunConfig:
             raise ConfigError(f"{source}: 'lif_mode' must be 'lava' or 'float', got '{self.lif_mode}'")
         if self.arch_data not in ("same", "heldout"):
             raise ConfigError(f"{source}: 'arch_data' must be 'same' or 'heldout', got '{self.arch_data}'")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ConfigError(f"{source}: 'optimizer' must be 'sgd' or 'adamw', got '{self.optimizer}'")
         if self.cost_weights not in ("relative", "absolute"):
             raise ConfigError(f"{source}: 'cost_weights' must be 'relative' or 'absolute', got '{self.cost_weights}'")
         if isinstance(self.augment, bool):      # configs written before augment named one

@@ -74,6 +74,7 @@ class RetrainConfig:
     pre_bits: Optional[int] = None       # None: preprocessing convs at the cell's bits, pruned (search space)
     lif_mode: str = "lava"               # "lava": the chip's integer LIF in the loop (bit-exact deploy); "float": Eq. 1, tau 0.2
     label_smoothing: float = 0.0         # of the cross-entropy (main and auxiliary head)
+    optimizer: str = "sgd"               # "sgd" (momentum, the paper's) or "adamw" (decoupled weight decay)
     readout_lr_scale: float = 1.0        # lr multiplier of the FC readout (pooled rates vary little between
     #                                      samples: the FC's gradient is small, Speech Commands needs ~20x)
     warmup_epochs: int = 0               # linear lr warm-up, then cosine (deploy.schedule)
@@ -91,6 +92,8 @@ class RetrainConfig:
             raise ConfigError(f"retrain: 'freeze_epochs' must be in [0, epochs], got {self.freeze_epochs}")
         if self.lr <= 0 or self.grad_clip <= 0:
             raise ConfigError("retrain: 'lr' and 'grad_clip' must be > 0")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ConfigError(f"retrain: 'optimizer' must be 'sgd' or 'adamw', got '{self.optimizer}'")
         if self.readout_lr_scale <= 0:
             raise ConfigError(f"retrain: 'readout_lr_scale' must be > 0, got {self.readout_lr_scale}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -313,7 +316,11 @@ def run_retrain(genotype: Genotype, cfg: RetrainConfig, train: Split, val: Optio
         raise ConfigError(f"retrain: need at least 2 training samples, got {len(train[1])}")
 
     net = build_net(genotype, cfg).to(device)
-    opt = torch.optim.SGD(param_groups(net, cfg.weight_decay, cfg.readout_lr_scale), lr=cfg.lr, momentum=cfg.momentum)
+    groups = param_groups(net, cfg.weight_decay, cfg.readout_lr_scale)
+    if cfg.optimizer == "adamw":
+        opt: Any = torch.optim.AdamW(groups, lr=cfg.lr)
+    else:
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     prog = _resume(ckpt_path, genotype, cfg, net, opt, device) if resume and ckpt_path.is_file() else _Progress()
     for epoch in range(prog.start, cfg.epochs):
         rec = _run_epoch(net, opt, cfg, train, val, epoch, augment, device, prog)

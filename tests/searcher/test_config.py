@@ -51,5 +51,7 @@ def test_cost_weights_and_augment_are_checked_and_resolved():
     assert build_config("cifar10", {"augment": True}, {}).augment == "crop_flip"     # older configs
     with pytest.raises(ConfigError, match="'cost_weights' must be 'relative' or 'absolute'"):
         build_config("digits", {}, {"cost_weights": "paper"})
+    with pytest.raises(ConfigError, match="'optimizer' must be 'sgd' or 'adamw'"):
+        build_config("digits", {}, {"optimizer": "lion"})
     with pytest.raises(ConfigError, match="'augment' must be one of none, shift"):
         build_config("digits", {}, {"augment": "rotate"})

@@ -84,3 +84,11 @@ def test_readout_lr_scale_gives_the_fc_its_own_lr(tmp_path):
     assert not torch.equal(res.net.readout.weight, w0)
     with pytest.raises(ConfigError, match="readout_lr_scale"):
         RetrainConfig(readout_lr_scale=0.0).validate()
+
+
+def test_adamw_retrains_and_bad_optimizer_is_refused(tmp_path):
+    c = RetrainConfig(epochs=1, batch_size=8, seed=0, progress=False, freeze_epochs=0, lr=2e-3, optimizer="adamw")
+    res = run_retrain(small_genotype(), c, data(16, 0), None, None, tmp_path)
+    assert len(res.history) == 1 and res.history[0]["lr"] == pytest.approx(2e-3)
+    with pytest.raises(ConfigError, match="optimizer"):
+        RetrainConfig(optimizer="lion").validate()
