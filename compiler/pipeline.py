@@ -24,7 +24,7 @@ from lsnn.compiler.passes.quantize import quantize
 from lsnn.compiler.passes.sparsify import sparsify
 from lsnn.compiler.passes.split_readout import split_readout
 from lsnn.compiler.report import build_report
-from lsnn.hw_profiles.profile import Profile
+from lsnn.hw_profiles.profile import Profile, profile_to_yaml_dict
 
 PassFn = Callable[[Graph, Profile], Graph]
 
@@ -84,6 +84,7 @@ def compile_artifact(artifact_or_path: Union[str, os.PathLike, Mapping[str, Any]
     graph = read_artifact(artifact, source=source)
     timings["read_artifact"] = time.perf_counter() - t0
     graph = lower(graph, profile, timings)
+    graph = graph.replace(meta={**graph.meta, "profile": profile_to_yaml_dict(profile)})   # read_net re-checks it
     net_path = Path(out) if out is not None else None
     rep_path = None
     if net_path is not None:

@@ -104,6 +104,21 @@ _SCHEMA: dict[str, tuple[str, str, Optional[float], Optional[float]]] = {
 _TOP = {"version"} | {k.split(".")[0] for k in _SCHEMA}
 
 
+def profile_to_yaml_dict(profile: Profile) -> dict[str, Any]:
+    """The YAML form of `profile` (what `profile_from_dict` reads back to an equal Profile)."""
+    flat = profile.to_dict()
+    out: dict[str, Any] = {"version": PROFILE_VERSION}
+    for key, (name, _, _, _) in _SCHEMA.items():
+        if flat.get(name) is None:
+            continue
+        if "." in key:
+            sec, sub = key.split(".")
+            out.setdefault(sec, {})[sub] = flat[name]
+        else:
+            out[key] = flat[name]
+    return out
+
+
 def _bad(source: str, key: str, msg: str) -> ConfigError:
     return ConfigError(f"{source}: '{key}' {msg}")
 

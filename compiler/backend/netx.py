@@ -36,6 +36,7 @@ from typing import Any, Optional
 import numpy as np
 
 from lsnn import __version__
+from lsnn.compiler.backend.verify import DIGEST_ATTR, content_digest, recheck_rules
 from lsnn.compiler.ir import INPUT_NAME, IR_VERSION, Graph, Population
 from lsnn.errors import ArtifactError
 from lsnn.io import atomic_path, jsonable
@@ -235,10 +236,13 @@ def write_net_file(graph: Graph, path: str | os.PathLike) -> None:
         f.attrs["netx_loadable"] = is_netx_chain(graph)
         _write_netx_layers(f, graph)
         _write_tree(f.create_group("lsnn"), graph.to_dict())
+        f.attrs[DIGEST_ATTR] = content_digest(f)
 
 
-def read_net(path: str | os.PathLike) -> Graph:
-    """Read a model.net written by `write_net` back into the exact Graph (ArtifactError if foreign)."""
+def read_net(path: str | os.PathLike, verify_rules: bool = True) -> Graph:
+    """Read a model.net written by `write_net` back into the exact Graph: ArtifactError if foreign
+    or altered since compiling (content digest), DesignRuleError if it breaks the rules of the
+    profile it was compiled for (`backend.verify`)."""
     import h5py
 
     path = Path(path)
@@ -255,5 +259,14 @@ def read_net(path: str | os.PathLike) -> Graph:
         if version != NET_VERSION:
             raise ArtifactError(f"{path}: compiled-net version {version} is not supported "
                                 f"(this lsnn reads version {NET_VERSION})")
+        stored = f.attrs.get(DIGEST_ATTR)
+        if stored is None:
+            raise ArtifactError(f"{path}: no content digest ('{DIGEST_ATTR}'): compile it again with this lsnn")
+        if content_digest(f) != (stored.decode() if isinstance(stored, bytes) else str(stored)):
+            raise ArtifactError(f"{path}: its content differs from what was compiled (content digest mismatch): "
+                                f"a weight, delay, threshold or attribute was altered; compile it again")
         d = _read_tree(f["lsnn"])
-    return Graph.from_dict(d)
+    graph = Graph.from_dict(d)
+    if verify_rules:
+        recheck_rules(graph, str(path))
+    return graph
