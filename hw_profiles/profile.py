@@ -212,6 +212,6 @@ def load_profile(target: Optional[str] = None, path: Optional[str | os.PathLike]
     source = file.name if target is not None else str(file)
     try:
         data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from None
     return profile_from_dict(data, source=source)

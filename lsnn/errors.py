@@ -54,3 +54,7 @@ class RuntimeGraphError(LsnnError, ValueError):
 
 class LavaUnavailableError(LsnnError):
     """The requested Lava backend cannot be used here (e.g. --hw without lava-loihi)."""
+
+
+class LavaStalledError(LsnnError):
+    """The Lava worker reported no progress for too long (Lava's runtime can deadlock under load)."""

@@ -63,6 +63,10 @@ class RunConfig:
     genotype: str | None = None       # for --stage retrain
 
     def validate(self, source: str = "config") -> "RunConfig":
+        if isinstance(self.augment, bool):      # configs written before augment named one
+            self.augment = "crop_flip" if self.augment else "none"
+        for f in fields(self):
+            _check_type(source, f.name, str(f.type), getattr(self, f.name))
         if self.stage not in STAGES:
             raise ConfigError(f"{source}: stage '{self.stage}' is not one of {', '.join(STAGES)}")
         if self.stage == "retrain" and not self.genotype:
@@ -85,8 +89,6 @@ class RunConfig:
             raise ConfigError(f"{source}: 'optimizer' must be 'sgd' or 'adamw', got '{self.optimizer}'")
         if self.cost_weights not in ("relative", "absolute"):
             raise ConfigError(f"{source}: 'cost_weights' must be 'relative' or 'absolute', got '{self.cost_weights}'")
-        if isinstance(self.augment, bool):      # configs written before augment named one
-            self.augment = "crop_flip" if self.augment else "none"
         from lsnn.data.augment import AUGMENTS
 
         if self.augment not in AUGMENTS:
@@ -95,6 +97,23 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _check_type(source: str, key: str, annotation: str, value: Any) -> None:
+    """ConfigError unless `value` fits the field's annotation ("int", "float | None", "list[int]", ...)."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return
+    for kind in kinds:
+        if kind in _SCALARS and isinstance(value, _SCALARS[kind]) and (kind == "bool" or not isinstance(value, bool)):
+            return
+        if kind == "list[int]" and isinstance(value, list) and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return
+    raise ConfigError(f"{source}: '{key}' must be {' or '.join(kinds)}, got {value!r}")
 
 
 # Per-dataset defaults (Table 1 backbones for CIFAR and GSC; a small one for 8x8 digits).
@@ -124,8 +143,8 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: no such config file")
     try:
         data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping of option: value at the top level")
     unknown = sorted(set(data) - _FIELD_NAMES)
@@ -138,6 +157,8 @@ def build_config(dataset: str | None, file_values: dict[str, Any], cli_values: d
                  source: str = "options") -> RunConfig:
     """Merge dataset defaults, a YAML file's values and explicit CLI values into a RunConfig."""
     name = cli_values.get("dataset") or file_values.get("dataset") or dataset or "digits"
+    if not isinstance(name, str):
+        raise ConfigError(f"{source}: 'dataset' must be a dataset name, got {name!r}")
     merged: dict[str, Any] = dict(DATASET_DEFAULTS.get(name, {}))
     merged["out_dir"] = f"runs/{name}"
     merged.update(file_values)

@@ -239,6 +239,23 @@ def write_net_file(graph: Graph, path: str | os.PathLike) -> None:
         f.attrs[DIGEST_ATTR] = content_digest(f)
 
 
+def _read_verified(f: Any, path: Path) -> Any:
+    """The /lsnn tree of open file `f`, after checking format, version and content digest."""
+    if f.attrs.get("format") != NET_FORMAT or "lsnn" not in f:
+        raise ArtifactError(f"{path}: not an lsnn compiled net (expected format '{NET_FORMAT}')")
+    version = int(f.attrs.get("format_version", -1))
+    if version != NET_VERSION:
+        raise ArtifactError(f"{path}: compiled-net version {version} is not supported "
+                            f"(this lsnn reads version {NET_VERSION})")
+    stored = f.attrs.get(DIGEST_ATTR)
+    if stored is None:
+        raise ArtifactError(f"{path}: no content digest ('{DIGEST_ATTR}'): compile it again with this lsnn")
+    if content_digest(f) != (stored.decode() if isinstance(stored, bytes) else str(stored)):
+        raise ArtifactError(f"{path}: its content differs from what was compiled (content digest mismatch): "
+                            f"a weight, delay, threshold or attribute was altered; compile it again")
+    return _read_tree(f["lsnn"])
+
+
 def read_net(path: str | os.PathLike, verify_rules: bool = True) -> Graph:
     """Read a model.net written by `write_net` back into the exact Graph: ArtifactError if foreign
     or altered since compiling (content digest), DesignRuleError if it breaks the rules of the
@@ -251,21 +268,15 @@ def read_net(path: str | os.PathLike, verify_rules: bool = True) -> Graph:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise ArtifactError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with f:
-        if f.attrs.get("format") != NET_FORMAT or "lsnn" not in f:
-            raise ArtifactError(f"{path}: not an lsnn compiled net (expected format '{NET_FORMAT}')")
-        version = int(f.attrs.get("format_version", -1))
-        if version != NET_VERSION:
-            raise ArtifactError(f"{path}: compiled-net version {version} is not supported "
-                                f"(this lsnn reads version {NET_VERSION})")
-        stored = f.attrs.get(DIGEST_ATTR)
-        if stored is None:
-            raise ArtifactError(f"{path}: no content digest ('{DIGEST_ATTR}'): compile it again with this lsnn")
-        if content_digest(f) != (stored.decode() if isinstance(stored, bytes) else str(stored)):
-            raise ArtifactError(f"{path}: its content differs from what was compiled (content digest mismatch): "
-                                f"a weight, delay, threshold or attribute was altered; compile it again")
-        d = _read_tree(f["lsnn"])
+        raise ArtifactError(f"{path}: not a readable HDF5 file ({' '.join(str(exc).split())})") from None
+    try:
+        with f:
+            d = _read_verified(f, path)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        if isinstance(exc, ArtifactError):
+            raise
+        raise ArtifactError(f"{path}: a damaged compiled net ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:200]})") from None
     graph = Graph.from_dict(d)
     if verify_rules:
         recheck_rules(graph, str(path))

@@ -1,5 +1,10 @@
 """Leave nothing behind after a Lava run: the processes a worker started (found through /proc)
-and the multiprocessing shared-memory files that appeared in /dev/shm while it ran (Linux)."""
+and the multiprocessing shared-memory files that appeared in /dev/shm while it ran (Linux).
+
+`python -m lsnn.runtime.lava.cleanup PGID BEFORE_FILE` is the reaper a worker starts when its
+caller is gone: from outside the worker's process group it kills the whole group (the worker
+included, so nothing can create shared memory any more), waits until none of it runs, then
+removes the /dev/shm entries not listed in BEFORE_FILE."""
 from __future__ import annotations
 
 import os
@@ -87,14 +92,44 @@ def _alive(pid: int) -> bool:
 
 
 def kill_tree(pid: int, wait_s: float = 5.0) -> None:
-    """SIGKILL every descendant of `pid` and wait (up to `wait_s`) until none of them runs: a
-    signal is delivered asynchronously, so without the wait a caller could still see them."""
-    victims = descendants(pid)
-    for c in victims:
-        try:
-            os.kill(c, signal.SIGKILL)
-        except OSError:
-            pass
+    """SIGKILL every descendant of `pid`, again for any that appear meanwhile (a process may fork
+    while its siblings die), until none runs or `wait_s` passes: a signal is delivered
+    asynchronously, so without the wait a caller could still see them."""
     deadline = time.monotonic() + wait_s
-    while any(_alive(c) for c in victims) and time.monotonic() < deadline:
+    while True:
+        victims = [c for c in descendants(pid) if _alive(c)]
+        if not victims or time.monotonic() >= deadline:
+            return
+        for c in victims:
+            try:
+                os.kill(c, signal.SIGKILL)
+            except OSError:
+                pass
         time.sleep(0.01)
+
+
+def reap(pgid: int, before: set[str], wait_s: float = 10.0) -> None:
+    """Kill process group `pgid`, wait until none of it runs, remove the shm entries not in `before`."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+    wait_group_gone(pgid, wait_s)
+    remove_new_shm(before)
+
+
+def main(argv: list[str]) -> int:
+    """Entry of the reaper process: PGID BEFORE_FILE (one shm name per line)."""
+    pgid, before_file = int(argv[0]), Path(argv[1])
+    try:
+        before = set(before_file.read_text().split())
+    except OSError:
+        before = shm_entries()       # without the list, remove nothing that exists now
+    reap(pgid, before)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -24,7 +24,7 @@ import numpy as np
 
 from lsnn.compiler.backend.netx import write_net
 from lsnn.compiler.ir import Graph
-from lsnn.errors import LavaUnavailableError, LsnnError
+from lsnn.errors import LavaStalledError, LavaUnavailableError, LsnnError
 from lsnn.runtime.lava import protocol
 from lsnn.runtime.lava.cleanup import kill_tree, remove_new_shm, shm_entries, wait_group_gone
 from lsnn.runtime.lava.protocol import LavaResult
@@ -72,8 +72,23 @@ def _worker_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
 
 
-def _relay(stream: Any, progress: Optional[Callable[[int], None]], errors: list[BaseException]) -> None:
+STALL_ENV = "LSNN_LAVA_STALL_S"
+STALL_DEFAULT_S = 600.0     # no progress line for this long: Lava's runtime is taken as hung
+RETRIES_AFTER_STALL = 1
+
+
+def stall_limit() -> float:
+    """Seconds without a progress line after which a Lava run counts as hung ($LSNN_LAVA_STALL_S)."""
+    try:
+        return float(os.environ.get(STALL_ENV, STALL_DEFAULT_S))
+    except ValueError:
+        raise LsnnError(f"${STALL_ENV} must be a number of seconds, got {os.environ[STALL_ENV]!r}") from None
+
+
+def _relay(stream: Any, progress: Optional[Callable[[int], None]], errors: list[BaseException],
+           activity: list[float]) -> None:
     for line in stream:
+        activity[0] = time.monotonic()
         parts = line.split()
         if progress is not None and len(parts) == 2 and parts[0] == protocol.PROGRESS:
             try:
@@ -114,9 +129,11 @@ def run_worker(folder: Path, progress: Optional[Callable[[int], None]] = None,
         proc = subprocess.Popen([py, "-m", "lsnn.runtime.lava.worker", str(folder)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=log, text=True, env=_worker_env(),
                                 start_new_session=True)
-        relay = threading.Thread(target=_relay, args=(proc.stdout, progress, errors), daemon=True)
+        activity = [time.monotonic()]
+        relay = threading.Thread(target=_relay, args=(proc.stdout, progress, errors, activity), daemon=True)
         relay.start()
         deadline = None if timeout is None else time.monotonic() + timeout
+        stall = stall_limit()
         try:
             while True:
                 try:
@@ -127,6 +144,9 @@ def run_worker(folder: Path, progress: Optional[Callable[[int], None]] = None,
                         raise errors[0] from None
                     if deadline is not None and time.monotonic() > deadline:
                         raise LsnnError(f"the Lava run exceeded its time limit of {timeout:g} s") from None
+                    if time.monotonic() - activity[0] > stall:
+                        raise LavaStalledError(f"the Lava worker reported no progress for {stall:g} s "
+                                               f"(${STALL_ENV} sets the limit)") from None
         finally:
             _stop(proc, before)
     relay.join(timeout=5)
@@ -141,7 +161,8 @@ def run_lava(graph: Graph, x_int: np.ndarray, *, record_spikes: bool = True, v_e
              hw: bool = False, progress: Optional[Callable[[int], None]] = None, chunk_samples: int = 4,
              timeout: Optional[float] = None) -> LavaResult:
     """Stream the encoded samples x_int [N, C, H, W] through `graph` on Lava (in the worker);
-    `progress(k)` is called as k more samples finish."""
+    `progress(k)` is called as k more samples finish. A run whose worker reports no progress for
+    `stall_limit()` seconds is stopped (nothing left behind) and started once more."""
     timing = check_runnable(graph)
     x_int = check_input_int(graph, x_int)
     with tempfile.TemporaryDirectory(prefix="lsnn-lava-") as tmp:
@@ -150,7 +171,13 @@ def run_lava(graph: Graph, x_int: np.ndarray, *, record_spikes: bool = True, v_e
         np.savez(folder / protocol.INPUTS, x_int=np.ascontiguousarray(x_int, dtype=np.int32))
         protocol.write_request(folder, "run", record_spikes=record_spikes, v_every_step=v_every_step, hw=hw,
                                chunk_samples=int(chunk_samples))
-        run_worker(folder, progress, timeout)
+        for attempt in range(RETRIES_AFTER_STALL + 1):
+            try:
+                run_worker(folder, progress, timeout)
+                break
+            except LavaStalledError:      # Lava's runtime hangs now and then under load: once more
+                if attempt == RETRIES_AFTER_STALL:
+                    raise
         return protocol.read_result(folder, timing)
 
 

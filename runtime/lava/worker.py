@@ -6,11 +6,13 @@ manager and its old pins never touch the caller's process.
 The caller holds the write end of this process's stdin. When it closes it, or dies (even by
 SIGKILL), stdin reaches EOF and a watchdog thread ends the run at once: it kills every process
 this worker started (Lava's runtime and process models), removes the shared-memory files that
-appeared in /dev/shm during the run, and exits with status 3.
+appeared in /dev/shm during the run, starts a reaper that kills the worker's whole process group
+from outside and removes them once more, and exits with status 3.
 """
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import traceback
@@ -19,9 +21,13 @@ from typing import Optional
 
 from lsnn.runtime.lava.cleanup import kill_tree, remove_new_shm, shm_entries
 
+BEFORE_FILE = "shm_before.txt"
 
-def _watch_stdin(before: set[str]) -> None:
-    """Block until the caller closes stdin (or dies), then end everything and exit 3."""
+
+def _watch_stdin(before: set[str], folder: Path) -> None:
+    """Block until the caller closes stdin (or dies), then end everything and exit 3. The final
+    clean-up runs in a reaper outside this process group (`cleanup.main`): it kills the group,
+    this process included, so no thread of ours can create shared memory after the removal."""
     try:
         while os.read(0, 4096):
             pass
@@ -29,6 +35,12 @@ def _watch_stdin(before: set[str]) -> None:
         pass
     kill_tree(os.getpid())
     remove_new_shm(before)
+    try:
+        subprocess.Popen([sys.executable, "-m", "lsnn.runtime.lava.cleanup", str(os.getpgrp()),
+                          str(folder / BEFORE_FILE)], start_new_session=True, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        pass
     os._exit(3)
 
 
@@ -73,7 +85,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     folder = Path(args[0])
     before = shm_entries()
-    threading.Thread(target=_watch_stdin, args=(before,), daemon=True, name="lsnn-parent-watch").start()
+    try:
+        (folder / BEFORE_FILE).write_text("\n".join(sorted(before)))
+    except OSError:
+        pass
+    threading.Thread(target=_watch_stdin, args=(before, folder), daemon=True, name="lsnn-parent-watch").start()
     from lsnn.runtime.lava import protocol
 
     try:

@@ -117,6 +117,6 @@ class Genotype:
             raise ConfigError(f"{p}: no such genotype file")
         try:
             d = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: not valid JSON ({exc})") from None
         return cls.from_dict(d, source=str(p))

@@ -92,3 +92,39 @@ def test_worker_errors_come_back_as_lsnn_errors(tmp_path):
     run_worker(tmp_path)
     with pytest.raises(LsnnError):
         protocol.read_result(tmp_path, None)
+
+
+def test_a_stalled_run_is_stopped_retried_once_and_leaves_nothing(monkeypatch):
+    from lsnn.errors import LavaStalledError
+
+    monkeypatch.setenv("LSNN_LAVA_STALL_S", "0.2")       # shorter than Lava's start-up: every attempt stalls
+    g = chain_graph(T=3)
+    shm_before, workers_before = shm_entries(), set(worker_processes())
+    starts = []
+    real = run_worker
+    import lsnn.runtime.lava.client as client
+
+    monkeypatch.setattr(client, "run_worker", lambda *a, **k: (starts.append(1), real(*a, **k))[1])
+    with pytest.raises(LavaStalledError, match="no progress for 0.2 s"):
+        run_lava(g, random_input(g, 4, 0))
+    assert len(starts) == 2
+    assert not set(worker_processes()) - workers_before
+    assert not shm_entries() - shm_before
+
+
+def test_a_run_that_stalled_once_succeeds_on_the_retry(monkeypatch):
+    import lsnn.runtime.lava.client as client
+    from lsnn.errors import LavaStalledError
+
+    calls = []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise LavaStalledError("simulated hang")
+        return run_worker(*a, **k)
+
+    monkeypatch.setattr(client, "run_worker", flaky)
+    g = chain_graph(T=3)
+    res = run_lava(g, random_input(g, 2, 0))
+    assert len(calls) == 2 and res.predictions.shape == (2,)
