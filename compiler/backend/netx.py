@@ -2,7 +2,8 @@
 
 Layout (format "lsnn.net", version NET_VERSION):
 
-- root attrs: ``format``, ``format_version``, ``ir_version``, ``created_by``, ``netx_loadable``.
+- root attrs: ``format``, ``format_version``, ``ir_version``, ``created_by``, ``netx_loadable``,
+  ``content_sha256`` (`backend.verify`: a digest of everything else, checked by `read_net`).
 - ``/layer/<i>``: NetX's per-layer schema (lava-dl 0.6 ``netx/hdf5.py``). Layer 0 is
   ``type='input'`` with only ``shape`` (C, H, W): NetX then takes it as the input shape and makes
   no input neuron, so the encoded image goes straight into the first synapse (graded spikes:
@@ -20,7 +21,8 @@ Layout (format "lsnn.net", version NET_VERSION):
 - ``/lsnn``: `Graph.to_dict()` written generically (dicts -> groups with scalars in a JSON
   attribute ``__fields__``, arrays -> datasets, lists of nodes -> groups "0".."n-1"): the
   explicit edge list (``/lsnn/synapses/<k>`` with src, dst, per-edge delay, bit format, mask,
-  sparse stats), populations, input encoding, T, latency, readout, placement and meta.
+  sparse stats), populations, input encoding, T, latency, readout, placement and meta (with
+  ``meta.profile``, the hardware profile compiled for, against which `read_net` re-checks the rules).
   `read_net` rebuilds the Graph from it exactly.
 
 Writes are atomic (`lsnn.io.atomic_path`): a failed write leaves no file behind.
