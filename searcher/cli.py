@@ -42,6 +42,7 @@ _OPTIONS = [
     click.option("--weight-decay", type=float, help="Retraining weight decay on conv / FC weights."),
     click.option("--readout-lr-scale", type=float, help="Retraining lr multiplier of the FC readout."),
     click.option("--warmup-epochs", type=int, help="Retraining lr warm-up epochs (then cosine)."),
+    click.option("--freeze-epochs", type=int, help="Retraining: last epochs trained in the deployed form (BN statistics and mask frozen) [default: 10 %]."),
     click.option("--float-epochs", type=int, help="With the integer LIF: first retraining epochs with the float LIF (faster), then the exact one."),
     click.option("--prune-ramp-epochs", type=int, help="Retraining: ramp the prune rate from 0 to p over these epochs."),
     click.option("--train-subset", type=int, help="Use a stratified subset of N training samples (reduced-scale runs)."),

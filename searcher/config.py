@@ -50,6 +50,7 @@ class RunConfig:
     readout_lr_scale: float = 1.0     # retraining: lr multiplier of the FC readout
     optimizer: str = "sgd"            # retraining: "sgd" (momentum 0.9, the paper's) or "adamw"
     warmup_epochs: int = 0            # retraining lr warm-up epochs
+    freeze_epochs: int | None = None  # retraining: last epochs in the deployed form (BN and mask frozen; None: 10 %)
     float_epochs: int = 0             # retraining with lif_mode lava: first epochs with the float LIF
     prune_ramp_epochs: int = 0        # retraining: prune rate ramps 0 -> p over these epochs
     cost_weights: str = "relative"    # l1/l2 relative to the supernet's initial size / Bit-SynOps, or "absolute"
