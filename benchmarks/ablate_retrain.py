@@ -55,10 +55,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                                                   "prune_rate": 0.0}),
     "adamw_dense_float": ("AdamW, no pruning, float LIF", {"optimizer": "adamw", "lr_scale": 0.04, "weight_decay": 1e-2,
                                                            "prune_rate": 0.0, "lif_mode": "float"}),
+    "wide_ls_wd_half_frozen": ("the digits default, with the last half of the epochs in the deployed form",
+                               {"C_scale": 2, "label_smoothing": 0.1, "weight_decay": 1e-3, "freeze_epochs": 0.5}),
     "recipe": ("shift + ls 0.1 + 3 warm-up + float warm 3/4",
                {"augment": "shift", "label_smoothing": 0.1, "warmup_epochs": 3, "float_epochs": 0.75}),
 }
-FRACTION_KEYS = ("float_epochs", "prune_ramp_epochs")
+FRACTION_KEYS = ("float_epochs", "prune_ramp_epochs", "freeze_epochs")
 
 
 def _one(job: dict[str, Any]) -> dict[str, Any]:
