@@ -4,8 +4,7 @@
   attribute (name, value) of the file except the digest itself, in sorted order. `write_net`
   stores it as the root attribute ``content_sha256``; `read_net` recomputes it, so any change
   to a weight, delay, threshold or attribute after compiling (in ``/layer`` or ``/lsnn``) is
-  refused with one line naming the file and the first layer whose content differs from what
-  the digest covers.
+  refused with one line naming the file (the digest says that something changed, not where).
 - `recheck_rules(graph)`: the compiler's design rules again, against the hardware profile the
   net was compiled for (recorded in ``meta['profile']``); DesignRuleError lists every violation.
 """

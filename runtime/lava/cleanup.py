@@ -35,18 +35,23 @@ def remove_new_shm(before: set[str]) -> list[str]:
     return gone
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields if len(fields) > 2 else None
+
+
 def descendants(pid: int) -> list[int]:
     """Every process below `pid` (Linux /proc), deepest last."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
+        fields = _stat(entry) if entry.isdigit() else None
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
     out: list[int] = []
     todo = [pid]
     while todo:
@@ -60,14 +65,8 @@ def group_members(pgid: int) -> list[int]:
     """Running (non-zombie) processes of process group `pgid` (Linux /proc)."""
     out = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+        fields = _stat(entry) if entry.isdigit() else None
+        if fields is not None and fields[0] != "Z" and int(fields[2]) == pgid:
             out.append(int(entry))
     return out
 
@@ -84,11 +83,8 @@ def wait_group_gone(pgid: int, wait_s: float = 5.0) -> bool:
 
 def _alive(pid: int) -> bool:
     """True while `pid` exists and is not a zombie (a killed process lingers until it is reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def kill_tree(pid: int, wait_s: float = 5.0) -> None:

@@ -55,11 +55,8 @@ def test_sigkill_in_search_and_in_retraining_then_resume_matches_an_uninterrupte
     assert not (cut / "model.pt").exists()
     _finish(_lsnn(cut, "--resume"))
     assert (cut / "genotype.json").read_bytes() == (ref / "genotype.json").read_bytes()
-    a = torch.load(ref / "model.pt", weights_only=True)
-    b = torch.load(cut / "model.pt", weights_only=True)
-    ta, tb = a["tensors"] if "tensors" in a else a, b["tensors"] if "tensors" in b else b
-    flat_a = {k: v for k, v in _walk(ta)}
-    flat_b = {k: v for k, v in _walk(tb)}
+    flat_a = dict(_walk(torch.load(ref / "model.pt", weights_only=True)))
+    flat_b = dict(_walk(torch.load(cut / "model.pt", weights_only=True)))
     assert flat_a.keys() == flat_b.keys() and flat_a
     assert all(torch.equal(flat_a[k], flat_b[k]) if torch.is_tensor(flat_a[k]) else flat_a[k] == flat_b[k]
                for k in flat_a if "seconds" not in k and "wall" not in k and "time" not in k)
