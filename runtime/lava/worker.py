@@ -24,28 +24,56 @@ from lsnn.runtime.lava.cleanup import kill_tree, remove_new_shm, shm_entries
 BEFORE_FILE = "shm_before.txt"
 
 
-def _watch_stdin(before: set[str], folder: Path) -> None:
-    """Block until the caller closes stdin (or dies), then end everything and exit 3. The final
-    clean-up runs in a reaper outside this process group (`cleanup.main`): it kills the group,
-    this process included, so no thread of ours can create shared memory after the removal."""
+class _Ending:
+    """The one way this worker ends a run its caller abandoned: kill every process it started,
+    remove the shared memory that appeared, start the reaper, exit 3. Two threads may find the
+    caller gone at once (stdin at EOF, or a progress line that cannot be written); the lock makes
+    the first one do it all while the other waits for the exit, so neither half-cleans."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.before: set[str] = set()
+        self.folder = Path(".")
+
+    def now(self) -> None:
+        """Clean up and exit 3; never returns. The final clean-up runs in a reaper outside this
+        process group (`cleanup.main`): it kills the group, this process included, so no thread
+        of ours can create shared memory after the removal."""
+        self.lock.acquire()
+        kill_tree(os.getpid())
+        remove_new_shm(self.before)
+        try:
+            subprocess.Popen([sys.executable, "-m", "lsnn.runtime.lava.cleanup", str(os.getpgrp()),
+                              str(self.folder / BEFORE_FILE)], start_new_session=True,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            pass
+        os._exit(3)
+
+    def wait_for_any(self) -> None:
+        """Let an ending already under way finish (it exits the process) before this one returns."""
+        self.lock.acquire()
+
+
+_ENDING = _Ending()
+
+
+def _watch_stdin() -> None:
+    """Block until the caller closes stdin (or dies), then end everything."""
     try:
         while os.read(0, 4096):
             pass
     except OSError:
         pass
-    kill_tree(os.getpid())
-    remove_new_shm(before)
-    try:
-        subprocess.Popen([sys.executable, "-m", "lsnn.runtime.lava.cleanup", str(os.getpgrp()),
-                          str(folder / BEFORE_FILE)], start_new_session=True, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except OSError:
-        pass
-    os._exit(3)
+    _ENDING.now()
 
 
 def _progress(done: int) -> None:
-    print(f"progress {done}", flush=True)
+    """Report progress to the caller; a caller that is gone ends the run here."""
+    try:
+        print(f"progress {done}", flush=True)
+    except OSError:           # the pipe is broken: the caller died
+        _ENDING.now()
 
 
 def _probe(folder: Path) -> None:
@@ -84,12 +112,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("usage: python -m lsnn.runtime.lava.worker REQUEST_FOLDER", file=sys.stderr)
         return 2
     folder = Path(args[0])
-    before = shm_entries()
+    _ENDING.before, _ENDING.folder = shm_entries(), folder
     try:
-        (folder / BEFORE_FILE).write_text("\n".join(sorted(before)))
+        (folder / BEFORE_FILE).write_text("\n".join(sorted(_ENDING.before)))
     except OSError:
         pass
-    threading.Thread(target=_watch_stdin, args=(before, folder), daemon=True, name="lsnn-parent-watch").start()
+    threading.Thread(target=_watch_stdin, daemon=True, name="lsnn-parent-watch").start()
     from lsnn.runtime.lava import protocol
 
     try:
@@ -102,6 +130,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except BaseException as exc:      # noqa: BLE001 - every failure becomes an error result
         protocol.write_error(folder, exc, traceback.format_exc())
         return 1
+    finally:
+        _ENDING.wait_for_any()
 
 
 if __name__ == "__main__":

@@ -63,6 +63,32 @@ def test_killing_the_caller_leaves_no_process_and_no_shared_memory(tmp_path, sig
     assert _wait_for(lambda: not shm_entries() - shm_before, 30), f"left in /dev/shm: {shm_entries() - shm_before}"
 
 
+def test_a_caller_that_stops_reading_ends_the_run_cleanly(tmp_path):
+    """The worker may learn that its caller is gone from a progress line it cannot write before
+    its stdin watchdog wakes; that path too must kill Lava's processes and remove their memory."""
+    from lsnn.compiler.backend.netx import write_net
+    from lsnn.runtime.lava.client import _worker_env, require_lava_python
+
+    g = chain_graph(T=3)
+    write_net(g, tmp_path / protocol.NET)
+    np.savez(tmp_path / protocol.INPUTS, x_int=random_input(g, 3000, 1))
+    protocol.write_request(tmp_path, "run", chunk_samples=1)
+    shm_before, workers_before = shm_entries(), set(worker_processes())
+    proc = subprocess.Popen([require_lava_python(), "-m", "lsnn.runtime.lava.worker", str(tmp_path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=_worker_env(), start_new_session=True)
+    try:
+        assert proc.stdout.readline().startswith(b"progress"), "the Lava run did not start"
+        proc.stdout.close()                   # stdin stays open: only the broken pipe tells
+        assert proc.wait(timeout=120) == 3
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.stdin.close()
+    assert _wait_for(lambda: not set(worker_processes()) - workers_before, 60), "a worker process survived"
+    assert _wait_for(lambda: not shm_entries() - shm_before, 30), f"left in /dev/shm: {shm_entries() - shm_before}"
+
+
 def test_timeout_stops_the_worker():
     g = chain_graph(T=3)
     shm_before, workers_before = shm_entries(), set(worker_processes())
