@@ -1,5 +1,5 @@
 """The `lsnn` command: one click group; `search` runs the workflow, `compile` and `run` are the
-stages' own subcommand modules.
+stages' own subcommand modules, `compare` (lsnn.compare) tabulates finished runs.
 
 Commands only parse options and call library functions. Any LsnnError becomes one line on
 stderr and exit status 2; nothing heavy is imported until a command runs.
@@ -54,11 +54,13 @@ def search_cmd(config_file: Optional[str], resume: bool, no_deploy: bool, **opti
 
 
 def _register() -> None:
+    from lsnn.compare.command import compare_cmd
     from lsnn.compiler.cli import compile_cmd
     from lsnn.runtime.cli import run_cmd
 
     main.add_command(compile_cmd)
     main.add_command(run_cmd)
+    main.add_command(compare_cmd)
 
 
 _register()

@@ -14,6 +14,7 @@ import yaml
 from lsnn.errors import ConfigError
 
 STAGES = ("all", "search", "retrain")
+STRATEGIES = ("litesnn", "sequential", "random", "hand")
 
 
 @dataclass
@@ -62,6 +63,10 @@ class RunConfig:
     lava_samples: int = 8             # samples the deploy check runs on Lava's simulator
     stage: str = "all"
     genotype: str | None = None       # for --stage retrain
+    strategy: str = "litesnn"         # how the genotype is found (lsnn.searcher.strategy)
+    hand_bits: int = 4                # strategy hand: weight bits of every cell
+    random_candidates: int | None = None   # strategy random: genotypes tried (None: the search's compute)
+    proxy_epochs: int = 2             # strategy random: training epochs per candidate
 
     def validate(self, source: str = "config") -> "RunConfig":
         if isinstance(self.augment, bool):      # configs written before augment named one
@@ -82,6 +87,12 @@ class RunConfig:
             raise ConfigError(f"{source}: 'reductions' {self.reductions} must be cell indices in [0, {self.cells})")
         if self.p is not None and not 0.0 <= self.p < 1.0:
             raise ConfigError(f"{source}: 'p' (prune rate) must be in [0, 1), got {self.p}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"{source}: 'strategy' must be one of {', '.join(STRATEGIES)}, got '{self.strategy}'")
+        if self.hand_bits not in (1, 2, 4):
+            raise ConfigError(f"{source}: 'hand_bits' must be 1, 2 or 4, got {self.hand_bits}")
+        if self.proxy_epochs < 1 or (self.random_candidates is not None and self.random_candidates < 1):
+            raise ConfigError(f"{source}: 'proxy_epochs' and 'random_candidates' must be >= 1")
         if self.lif_mode not in ("lava", "float"):
             raise ConfigError(f"{source}: 'lif_mode' must be 'lava' or 'float', got '{self.lif_mode}'")
         if self.arch_data not in ("same", "heldout"):

@@ -78,6 +78,9 @@ class SearchConfig:
     conv_dtype: str = "float32"      # CompConvs: "float32" (exact, same result on every machine), "bfloat16"
     #                                  (~20 % faster on CPUs with native bf16), "auto" (bfloat16 where native)
     eval_batch_size: int = 256
+    fixed_bits: int | None = None    # fix beta at these bits (no bit search): the sequential baseline
+    fixed_T: int | None = None       # fix psi at this T (no timestep search)
+    fixed_masks: bool = False        # keep the mask scores at their init (with p = 0: no mask)
     progress: bool = True
     tune_malloc: bool = True
 
@@ -191,13 +194,14 @@ def search_iteration(net: Supernet, xw: torch.Tensor, yw: torch.Tensor, xa: torc
     # step 2: architecture (alpha, beta, scores, psi) on the updated weights
     _set_trainable(weights, False)
     _set_trainable(arch, True)
-    net.psi.requires_grad_(train_psi)
+    psi_free = any(p is net.psi for p in arch)           # not fixed by fix_choices
+    net.psi.requires_grad_(train_psi and psi_free)
     aopt.zero_grad(set_to_none=True)
     out2 = net(xa, rate_grad=cfg.differentiable_rate)
     search_loss(net, out2, ya, cfg.l1, cfg.l2).total.backward()
     aopt.step()
     _set_trainable(weights, True)
-    net.psi.requires_grad_(True)
+    net.psi.requires_grad_(psi_free)
     return stats
 
 
@@ -315,6 +319,7 @@ def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, res
     device = torch.device(cfg.device)
     xtr, ytr, xva, yva, n_cls = _checked_data(cfg, train, val)
     net = build_supernet(cfg, tuple(int(v) for v in xtr.shape[1:]), n_cls).to(device)
+    net.fix_choices(cfg.fixed_bits, cfg.fixed_T, cfg.fixed_masks)
     costs0 = initial_costs(net, xtr[:cfg.batch_size].to(device))     # before any step, also on resume
     l1, l2 = absolute_weights(cfg.l1, cfg.l2, cfg.cost_weights, costs0)
     wopt, sched, aopt = make_optimizers(net, cfg)

@@ -69,6 +69,15 @@ class SupernetOutput:
     cell_rates: list[torch.Tensor]    # per cell [2 + steps, T]: x_0, x_1 (preprocessed), nodes
 
 
+ONE_HOT_GAP = 50.0     # logit gap of a fixed choice: softmax gives the others e^-50, i.e. nothing
+
+
+def one_hot_(logits: torch.Tensor, index: int) -> None:
+    """Set `logits` in place so that softmax puts all weight on `index`."""
+    logits.fill_(-ONE_HOT_GAP)
+    logits[index] = 0.0
+
+
 class Supernet(nn.Module):
     """The searchable network; all search parameters (alpha, beta, scores, psi) are its parameters."""
 
@@ -112,8 +121,7 @@ class Supernet(nn.Module):
         self.psi = nn.Parameter(torch.zeros(T))
 
     # ----------------------------------------------------------------- parameters
-    def arch_parameters(self) -> list[nn.Parameter]:
-        """alpha and beta of every cell, every CompConv's mask scores, and psi (the Adam step)."""
+    def _all_arch_parameters(self) -> list[nn.Parameter]:
         params: list[nn.Parameter] = []
         for cell in self.cells:
             params += [cell.alpha, cell.beta]
@@ -121,10 +129,43 @@ class Supernet(nn.Module):
         params.append(self.psi)
         return params
 
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """alpha and beta of every cell, every CompConv's mask scores, and psi (the Adam step),
+        less those `fix_choices` fixed."""
+        frozen = getattr(self, "_fixed_ids", set())
+        return [p for p in self._all_arch_parameters() if id(p) not in frozen]
+
     def weight_parameters(self) -> list[nn.Parameter]:
         """Conv/FC weights, BN affine parameters, thresholds, FC bias (the SGD step)."""
-        arch = {id(p) for p in self.arch_parameters()}
+        arch = {id(p) for p in self._all_arch_parameters()}
         return [p for p in self.parameters() if id(p) not in arch]
+
+    @torch.no_grad()
+    def fix_choices(self, bits: int | None = None, T: int | None = None, masks: bool = False) -> None:
+        """Fix every cell's beta at `bits` and/or psi at `T` (one-hot logits) and/or the mask scores,
+        and take them out of the architecture step: a search over the rest (the sequential baseline
+        searches the architecture alone, at full precision, fixed T and no mask). Callable again
+        to change a fixed choice."""
+        from lsnn.searcher.space.quant import SEARCH_BITS
+
+        fixed = getattr(self, "_fixed_ids", set())
+        if bits is not None:
+            if bits not in SEARCH_BITS:
+                raise ConfigError(f"supernet: bits must be one of {list(SEARCH_BITS)}, got {bits}")
+            for cell in self.cells:
+                one_hot_(cell.beta, SEARCH_BITS.index(bits))
+                fixed.add(id(cell.beta))
+        if T is not None:
+            if not 1 <= T <= self.T:
+                raise ConfigError(f"supernet: T must be in [1, {self.T}], got {T}")
+            one_hot_(self.psi, T - 1)
+            fixed.add(id(self.psi))
+        if masks:
+            fixed |= {id(p) for n, p in self.named_parameters() if n.endswith(".scores")}
+        for p in self._all_arch_parameters():
+            if id(p) in fixed:
+                p.requires_grad_(False)
+        self._fixed_ids = fixed
 
     # ----------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, fast: bool = True, rate_grad: bool = False) -> SupernetOutput:

@@ -42,7 +42,7 @@ def test_non_mapping_yaml(tmp_path):
 
 
 def test_cost_weights_and_augment_are_checked_and_resolved():
-    from lsnn.searcher.pipeline import resolved_hparams
+    from lsnn.searcher.stages import resolved_hparams
 
     cfg = build_config("digits", {}, {})
     assert cfg.cost_weights == "relative" and cfg.augment == "none" and cfg.C_retrain == 16
