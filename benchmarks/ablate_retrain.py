@@ -69,8 +69,8 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
     from lsnn.data.augment import get_augment
     from lsnn.searcher.config import build_config
     from lsnn.searcher.deploy.retrain import RetrainConfig, run_retrain
-    from lsnn.searcher.stages import load_splits
     from lsnn.searcher.space.genotype import Genotype
+    from lsnn.searcher.stages import load_splits
 
     torch.set_num_threads(1)
     over = dict(job["overrides"])

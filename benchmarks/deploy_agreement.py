@@ -19,8 +19,8 @@ def measure(run: Path) -> dict:
     from lsnn.compiler.backend.netx import read_net
     from lsnn.searcher.config import RunConfig
     from lsnn.searcher.deploy.retrain import RetrainConfig, build_net
-    from lsnn.searcher.stages import load_splits, readout_axon_limit
     from lsnn.searcher.space.genotype import Genotype
+    from lsnn.searcher.stages import load_splits, readout_axon_limit
     from lsnn.workflow import torch_vs_emulator
 
     raw = yaml.safe_load((run / "config.yaml").read_text())

@@ -70,7 +70,10 @@ def folder_key(root: Path) -> str:
         dirnames.sort()
         for fn in sorted(filenames):
             p = os.path.join(dirpath, fn)
-            st = os.stat(p)
+            try:
+                st = os.stat(p)
+            except OSError as e:             # a dangling symlink, say
+                raise DatasetError(f"{p}: cannot read ({e.strerror})") from e
             h.update(f"{os.path.relpath(p, root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
@@ -79,6 +82,8 @@ def _member_path(m: tarfile.TarInfo, archive: Path) -> PurePosixPath | None:
     """Validated relative path of a member (None for the archive root '.'), or DatasetError."""
     name = m.name.replace("\\", "/")
     p = PurePosixPath(name)
+    if "\x00" in name:
+        raise DatasetError(f"{archive}: unsafe member {m.name!r} (NUL in the name)")
     if name.startswith("/") or p.is_absolute() or (len(name) > 1 and name[1] == ":"):
         raise DatasetError(f"{archive}: unsafe member {m.name!r} (absolute path)")
     if ".." in p.parts:
@@ -111,10 +116,29 @@ def _remove_stale_parts(dest: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
+def _end_recorder(ends: list[tarfile.HeaderError]) -> type[tarfile.TarInfo]:
+    """A TarInfo class that appends to `ends` the header error that ended the member list."""
+
+    class _Info(tarfile.TarInfo):
+        @classmethod
+        def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+            try:
+                return super().fromtarfile(tarfile_)
+            except tarfile.HeaderError as e:
+                ends.append(e)
+                raise
+
+    return _Info
+
+
 def _extract_into(archive: Path, tmp: Path) -> int:
-    """Stream the archive into `tmp` (already created); returns the number of members."""
+    """Stream the archive into `tmp` (already created); returns the number of members.
+
+    tarfile ends the member list quietly at a truncated or corrupt header after the first; only
+    the end-of-archive block (a zero block) counts as a complete archive here."""
     n = 0
-    with tarfile.open(archive, "r|*") as tf:
+    ends: list[tarfile.HeaderError] = []
+    with tarfile.open(archive, "r|*", tarinfo=_end_recorder(ends)) as tf:
         for m in tf:
             rel = _member_path(m, archive)
             n += 1
@@ -129,6 +153,9 @@ def _extract_into(archive: Path, tmp: Path) -> int:
             assert src is not None  # a regular file always has data
             with src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
+    if n and not (ends and isinstance(ends[-1], tarfile.EOFHeaderError)):
+        why = ends[-1] if ends else "no end-of-archive block"
+        raise DatasetError(f"{archive}: truncated or corrupt after {n} member(s) ({why})")
     return n
 
 

@@ -44,6 +44,7 @@ _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),   # protocol 5 arrays
 }
 
 
@@ -52,7 +53,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+            raise pickle.UnpicklingError(f"global {f'{module}.{name}'[:80]!r} is not allowed")
         return super().find_class(module, name)
 
 
@@ -64,23 +65,39 @@ def read_pickle(path: Path) -> dict:
     except FileNotFoundError as e:
         raise DatasetError(f"{path}: not found") from e
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
-            IndexError, KeyError, OSError) as e:
+            IndexError, KeyError, OSError, LookupError, OverflowError, MemoryError) as e:
+        # LookupError: _codecs.encode with an unknown codec; MemoryError: a size field of terabytes
         raise DatasetError(f"{path}: not a CIFAR python batch ({type(e).__name__}: {e})") from e
     if not isinstance(obj, dict):
         raise DatasetError(f"{path}: not a CIFAR python batch (expected a dict, got {type(obj).__name__})")
     return obj
 
 
+def _item(path: Path, d: dict, key: bytes) -> Any:
+    """d[key]; a missing key is a DatasetError naming the file and (some of) the keys it has."""
+    if key not in d:
+        has = sorted(repr(k)[:30] for k in d if isinstance(k, (bytes, str)))[:6]
+        raise DatasetError(f"{path}: missing key {key!r} (has {', '.join(has) or 'no bytes keys'})")
+    return d[key]
+
+
+def _array(path: Path, d: dict, key: bytes) -> np.ndarray:
+    value = _item(path, d, key)
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError, OverflowError) as e:     # a ragged list, say
+        raise DatasetError(f"{path}: {key!r} is not an array ({type(e).__name__}: {e})") from e
+
+
 def _batch_arrays(path: Path, label_key: bytes, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(x uint8 [N, 3, 32, 32], y int64 [N]) from one pickled batch."""
     d = read_pickle(path)
-    for k in (b"data", label_key):
-        if k not in d:
-            raise DatasetError(f"{path}: missing key {k!r} (has {sorted(d)[:6]})")
-    data = np.asarray(d[b"data"])
+    data, y = _array(path, d, b"data"), _array(path, d, label_key)
     if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
         raise DatasetError(f"{path}: b'data' is {data.dtype} {data.shape} (expected uint8 N x 3072)")
-    y = np.asarray(d[label_key]).astype(np.int64).reshape(-1)
+    if y.size and y.dtype.kind not in "iu":
+        raise DatasetError(f"{path}: {label_key!r} is {y.dtype} (expected integer labels)")
+    y = y.astype(np.int64).reshape(-1)
     if y.shape[0] != data.shape[0]:
         raise DatasetError(f"{path}: {y.shape[0]} labels for {data.shape[0]} images")
     if len(y) and (y.min() < 0 or y.max() >= n_classes):
@@ -89,10 +106,13 @@ def _batch_arrays(path: Path, label_key: bytes, n_classes: int) -> tuple[np.ndar
 
 
 def _names(path: Path, key: bytes) -> list[str]:
-    d = read_pickle(path)
-    if key not in d:
-        raise DatasetError(f"{path}: missing key {key!r}")
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in d[key]]
+    names = _item(path, read_pickle(path), key)
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, (bytes, str)) for n in names):
+        raise DatasetError(f"{path}: {key!r} is not a list of bytes / str names ({type(names).__name__})")
+    try:
+        return [n.decode() if isinstance(n, bytes) else n for n in names]
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: {key!r} holds a name that is not UTF-8 ({e})") from e
 
 
 # ---------------------------------------------------------------- layout detection
@@ -129,13 +149,14 @@ def _decode_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (32, 32):
-                raise DatasetError(f"{path}: image is {im.size[0]}x{im.size[1]} (expected 32x32)")
-            a = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        with Image.open(path) as im:             # the size before decoding: a header may claim 65535 x 65535
+            size = im.size
+            a = np.asarray(im.convert("RGB"), dtype=np.uint8) if size == (32, 32) else None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError) as e:                     # ValueError: a PNG whose IHDR chunk is cut short, say
         raise DatasetError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+    if a is None:
+        raise DatasetError(f"{path}: image is {size[0]}x{size[1]} (expected 32x32)")
     return a.transpose(2, 0, 1)
 
 

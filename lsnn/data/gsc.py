@@ -26,6 +26,7 @@ All splits are built together and cached in one .npz keyed on the source and eve
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import wave
 from dataclasses import asdict, dataclass
@@ -94,12 +95,14 @@ def read_wav(path: Path, clip_samples: int | None = None) -> np.ndarray:
             if (ch, sw, fr) != (1, 2, SAMPLE_RATE):
                 raise DatasetError(f"{path}: {ch} channel(s), {8 * sw}-bit, {fr} Hz "
                                    f"(expected mono 16-bit PCM at {SAMPLE_RATE} Hz)")
-            raw = w.readframes(n)
-    except (wave.Error, EOFError) as e:
-        raise DatasetError(f"{path}: not a PCM WAV file ({e}) (expected mono 16-bit PCM at "
+            raw = w.readframes(min(n, os.path.getsize(path) // 2))   # a header may claim 4 GB
+    except (wave.Error, EOFError, RuntimeError) as e:   # RuntimeError: wave seeks past the RIFF size
+        why = str(e) or ("a chunk runs past the RIFF size" if isinstance(e, RuntimeError) else "cut short")
+        raise DatasetError(f"{path}: not a PCM WAV file ({why}) (expected mono 16-bit PCM at "
                            f"{SAMPLE_RATE} Hz)") from e
     except OSError as e:
         raise DatasetError(f"{path}: cannot read ({e})") from e
+    raw = raw[:len(raw) - len(raw) % 2]                  # a file cut mid-sample: whole samples only
     a = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
     if clip_samples is not None:
         a = fix_length(a, clip_samples)
@@ -186,18 +189,19 @@ def noise_region(length: int, split: str, val_percent: float, test_percent: floa
 
 
 def silence_windows(noise_lengths: list[int], split: str, n: int, seed: int, clip: int = SAMPLE_RATE,
-                    val_percent: float = 10.0, test_percent: float = 10.0
+                    val_percent: float = 10.0, test_percent: float = 10.0, where: str = "background noise"
                     ) -> list[tuple[int, int, float]]:
     """n (file index, start sample, volume) windows of `clip` samples inside the split's regions.
 
     Every possible window of every file is equally likely; volume ~ U(0, 1). Seeded per split.
+    `where` (the noise folder) starts the message when the files are too short.
     """
     if n == 0:
         return []
     regions = [noise_region(L, split, val_percent, test_percent) for L in noise_lengths]
     choices = np.array([max(0, e - s - clip + 1) for s, e in regions], dtype=np.float64)
     if choices.sum() == 0:
-        raise DatasetError(f"background noise too short for 1-s {split} windows "
+        raise DatasetError(f"{where}: too short for 1-s {split} windows "
                            f"(each file gives its {split} split a region of "
                            f"{[e - s for s, e in regions]} samples)")
     rng = np.random.default_rng([seed, SPLITS.index(split), 2])
@@ -251,7 +255,7 @@ def _build(src: Source, cfg: GscConfig, fcfg: MfccConfig) -> dict[str, np.ndarra
         audio = _clips_audio(root, names, cfg.clip_samples)
         n_sil = int(round(cfg.silence_ratio * mean_kw))
         wins = silence_windows([len(a) for a in noise], split, n_sil, cfg.seed, cfg.clip_samples,
-                               cfg.val_percent, cfg.test_percent)
+                               cfg.val_percent, cfg.test_percent, where=str(root / BACKGROUND))
         if wins:
             sil = np.stack([noise[f][s:s + cfg.clip_samples] * np.float32(v) for f, s, v in wins])
             audio = np.concatenate([audio, sil.astype(np.float32)])
