@@ -25,7 +25,7 @@ from lsnn.compiler.ir import (
     SynapseGroup,
     depths,
 )
-from lsnn.errors import ArtifactError
+from lsnn.errors import MALFORMED, ArtifactError
 from lsnn.io import jsonable, to_numpy
 
 META_KEYS = ("dataset", "metrics", "backbone", "genotype", "train", "created_by", "version", "neuron")
@@ -101,6 +101,14 @@ def read_artifact(artifact: Mapping[str, Any], source: str = "model.pt") -> Grap
     """Build the float-stage Graph of an artifact dict (docs/ARTIFACT.md) with depths assigned."""
     if not isinstance(artifact, Mapping):
         raise ArtifactError(f"{source}: an artifact must be a dict, got {type(artifact).__name__}")
+    try:
+        return _read(artifact, source)
+    except MALFORMED as exc:         # a value of the wrong type somewhere the schema does not check
+        raise ArtifactError(f"{source}: malformed artifact ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())})") from None
+
+
+def _read(artifact: Mapping[str, Any], source: str) -> Graph:
     neuron = artifact.get("neuron") or {}
     dataset = _need(artifact, "dataset", source)
     enc = _need(artifact, "input_encoding", source)

@@ -33,7 +33,8 @@ def _energy_estimate(graph: Graph, profile: Profile, metrics: Mapping[str, Any])
         return None
     neurons = sum(p.size for p in graph.populations)
     updates = neurons * graph.T
-    rates = metrics.get("spike_rates") or {}
+    rates = metrics.get("spike_rates")
+    rates = rates if isinstance(rates, Mapping) else {}
     spikes = sum(float(rates[p.name]) * p.size * graph.T for p in graph.populations
                  if isinstance(rates.get(p.name), (int, float)))
     e_syn = float(synops) * profile.energy_synop_pj

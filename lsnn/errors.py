@@ -16,7 +16,11 @@ class DatasetError(LsnnError, ValueError):
 
 
 class ArtifactError(LsnnError, ValueError):
-    """A model artifact (model.pt) or compiled net (model.net) is unreadable, foreign or of another version."""
+    """A model artifact (model.pt) or compiled net (model.net) is unreadable, foreign or of another version.
+    Always one line: a value quoted from the file (a tensor's repr, say) has its line breaks folded."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 class ConfigError(LsnnError, ValueError):
@@ -58,3 +62,8 @@ class LavaUnavailableError(LsnnError):
 
 class LavaStalledError(LsnnError):
     """The Lava worker reported no progress for too long (Lava's runtime can deadlock under load)."""
+
+
+# What Python raises when a loaded document holds a value of the wrong type or shape deep inside
+# (a string where a list was expected, a 0-d tensor, ...): loaders turn these into one LsnnError line.
+MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError, RuntimeError)

@@ -5,12 +5,13 @@ Imports torch lazily so the compiler can import this module without torch (docs/
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lsnn.errors import ArtifactError
+from lsnn.errors import MALFORMED, ArtifactError
 from lsnn.io import atomic_path, to_numpy
 
 ARTIFACT_FORMAT = "lsnn.model"
@@ -52,18 +53,19 @@ def load_artifact(path: str | os.PathLike) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        detail = text[text.find("WeightsUnpickler error:"):] if "WeightsUnpickler error:" in text else type(exc).__name__
+        m = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        detail = f"it names {m.group(1)}" if m else type(exc).__name__
         raise ArtifactError(
             f"{path}: refused to load: it holds pickled objects other than tensors and plain "
-            f"containers, which could run code (a foreign or unsafe file; {detail.strip()})"
+            f"containers, which could run code (a foreign or unsafe file; {detail})"
         ) from None
     except Exception as exc:  # zip errors, truncated files, ...
-        raise ArtifactError(f"{path}: not a readable model file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(obj, dict) or obj.get("format") != ARTIFACT_FORMAT:
+        raise ArtifactError(f"{path}: not a readable model file ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("format"), str) or obj["format"] != ARTIFACT_FORMAT:
         raise ArtifactError(f"{path}: not an lsnn model artifact (expected format '{ARTIFACT_FORMAT}')")
     version = obj.get("version")
-    if version != ARTIFACT_VERSION:
+    if type(version) is not int or version != ARTIFACT_VERSION:
         raise ArtifactError(
             f"{path}: artifact version {version!r} is not supported (this lsnn reads version {ARTIFACT_VERSION})"
         )
@@ -145,10 +147,35 @@ def _check_synapse(s: dict[str, Any], i: int, source: str, pops: dict[str, dict]
     return dst, off, off + out_ch
 
 
+_CONTAINERS = {"dataset": dict, "input_encoding": dict, "neuron": dict, "populations": list, "synapses": list}
+
+
+def _check_containers(a: dict[str, Any], source: str) -> None:
+    """The top-level entries hold the container types the schema names (metrics: a dict if present)."""
+    if not isinstance(a, dict):
+        raise ArtifactError(f"{source}: expected a dict at the top level, got {type(a).__name__}")
+    for key in ("format", "version", "T", *_CONTAINERS):
+        _need(a, key, source)
+    for key, kind in {**_CONTAINERS, **({"metrics": dict} if a.get("metrics") is not None else {})}.items():
+        if not isinstance(a[key], kind):
+            raise ArtifactError(f"{source}: '{key}' must be a {kind.__name__}, got {type(a[key]).__name__}")
+    for key in ("populations", "synapses"):
+        bad = [i for i, e in enumerate(a[key]) if not isinstance(e, dict)]
+        if bad:
+            raise ArtifactError(f"{source}: {key}[{bad[0]}] must be a dict, got {type(a[key][bad[0]]).__name__}")
+
+
 def validate_artifact(a: dict[str, Any], source: str = "model.pt") -> None:
     """Check the structural invariants of docs/ARTIFACT.md; raise ArtifactError naming the key."""
-    for key in ("format", "version", "dataset", "input_encoding", "T", "neuron", "populations", "synapses"):
-        _need(a, key, source)
+    _check_containers(a, source)
+    try:
+        _validate_entries(a, source)
+    except MALFORMED as exc:           # a value of the wrong type deep inside an entry
+        raise ArtifactError(f"{source}: malformed entry ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+
+
+def _validate_entries(a: dict[str, Any], source: str) -> None:
+    """validate_artifact's checks of T, the populations and the synapse groups."""
     T = a["T"]
     if not isinstance(T, int) or T < 1:
         raise ArtifactError(f"{source}: 'T' must be a positive int, got {T!r}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsnn.errors import ConfigError
+from lsnn.errors import MALFORMED, ConfigError
 
 GENOTYPE_VERSION = 1
 OP_NAMES = ("conv3x3", "skip")
@@ -90,6 +90,8 @@ class Genotype:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "genotype") -> "Genotype":
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: a genotype is a JSON object, got {type(d).__name__}")
         try:
             if d.get("version") != GENOTYPE_VERSION:
                 raise ConfigError(f"{source}: genotype version {d.get('version')!r} is not {GENOTYPE_VERSION}")
@@ -104,8 +106,9 @@ class Genotype:
                        meta=dict(d.get("meta", {})))
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{source}: malformed genotype ({type(exc).__name__}: {exc})") from None
+        except MALFORMED as exc:
+            raise ConfigError(f"{source}: malformed genotype ({type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())})") from None
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

@@ -10,6 +10,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+import torch
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +25,7 @@ from lsnn.searcher.space.genotype import Genotype
 from lsnn.searcher.space.random_genotype import random_genotype
 from tests.factories.compiler import skip_concat_artifact
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=int(__import__("os").environ.get("LSNN_FUZZ_EXAMPLES", 60)), deadline=None, derandomize=__import__("os").environ.get("LSNN_FUZZ_EXAMPLES") is None, suppress_health_check=list(HealthCheck))
 LOIHI2 = load_profile(target="loihi2")
 
 # JSON-like values to splice into valid documents
@@ -140,3 +141,34 @@ def test_model_net_dataset_values(tmp_path_factory, net_file, choice, value):
                 arr.flat[choice % arr.size] = np.array(value).astype(arr.dtype)
             ds[...] = arr
     _expect_clean(read_net, p)
+
+
+_tensor = st.builds(lambda shape, kind: torch.zeros(shape, dtype=kind),
+                    st.lists(st.integers(0, 3), max_size=4).map(tuple),
+                    st.sampled_from([torch.float32, torch.int64, torch.bool, torch.float16]))
+
+
+def _as_torch(doc):
+    """The artifact as model.pt holds it: NumPy arrays become tensors."""
+    if isinstance(doc, dict):
+        return {k: _as_torch(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_as_torch(v) for v in doc]
+    return torch.from_numpy(np.ascontiguousarray(doc)) if isinstance(doc, np.ndarray) else doc
+
+
+def test_the_unmutated_model_pt_compiles(tmp_path):
+    p = tmp_path / "model.pt"
+    torch.save(_as_torch(skip_concat_artifact()), p)
+    assert compile_artifact(p, LOIHI2).report["totals"]["cores"] > 0
+
+
+@FUZZ
+@given(st.integers(0, 10**6), st.one_of(_value, _tensor, st.just("__del__")))
+def test_model_pt_structure(tmp_path_factory, choice, value):
+    """model.pt with one entry replaced (by JSON-like values or a tensor of another shape and
+    dtype) or deleted: loading and compiling it ends cleanly or in one LsnnError line."""
+    art = _mutate(_as_torch(skip_concat_artifact()), choice, value)
+    p = tmp_path_factory.mktemp("pt") / "model.pt"
+    torch.save(art, p)                                   # as a foreign tool might: no validation on the way out
+    _expect_clean(lambda q: compile_artifact(q, LOIHI2), p)
