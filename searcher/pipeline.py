@@ -66,46 +66,27 @@ def run_retrain_stage(cfg: RunConfig, genotype: Genotype, data: Splits, out: Pat
     return res, {"genotype": genotype}
 
 
-def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> PipelineResult:
-    """Run the stages cfg.stage asks for and write the run directory."""
+def _check_resume(cfg: RunConfig, cfg_path: Path) -> None:
+    """A resumed run must keep the settings that shaped what it has already written."""
+    old = yaml.safe_load(cfg_path.read_text()) or {}
+    diff = {k for k in ("dataset", "C", "cells", "reductions", "T", "seed", "preset", "l1", "l2", "p",
+                        "cost_weights", "strategy")
+            if old.get(k) != getattr(cfg, k)}
+    if diff:
+        raise ConfigError(f"{cfg_path}: --resume with different settings ({', '.join(sorted(diff))}); "
+                          f"use a new --out directory")
+
+
+def export_model(cfg: RunConfig, res: Any, genotype: Genotype, data: Splits, out: Path
+                 ) -> tuple[Path, dict[str, Any]]:
+    """Write model.pt for the retrained net, its cost-model figures in its metrics; returns the
+    path and the summary's figures."""
     import torch
 
     from lsnn.contract.artifact import save_artifact
     from lsnn.searcher.deploy.artifact_cost import artifact_cost
     from lsnn.searcher.deploy.export import export_artifact
 
-    out = Path(cfg.out_dir)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    cfg_path = out / "config.yaml"
-    if resume and cfg_path.is_file():
-        old = yaml.safe_load(cfg_path.read_text()) or {}
-        diff = {k for k in ("dataset", "C", "cells", "reductions", "T", "seed", "preset", "l1", "l2", "p",
-                            "cost_weights", "strategy")
-                if old.get(k) != getattr(cfg, k)}
-        if diff:
-            raise ConfigError(f"{cfg_path}: --resume with different settings ({', '.join(sorted(diff))}); "
-                              f"use a new --out directory")
-    t0 = time.time()
-    data = load_splits(cfg)                 # bad data fails here, before the run directory exists
-    atomic_write_text(cfg_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    echo(f"data: {cfg.dataset} train {len(data.train[1])}, val {len(data.val[1])}, test {len(data.test[1])}, "
-         f"input {data.input_shape}, {len(data.classes)} classes")
-    if cfg.stage in ("all", "search"):
-        t_search = time.time()
-        genotype = find_genotype(cfg, data, out, resume, echo)
-        search_seconds = round(time.time() - t_search, 1)
-        echo(f"search: decoded T={genotype.T}, bits per cell {[c.bits for c in genotype.cells]} -> {out / 'genotype.json'}")
-    else:
-        genotype = Genotype.load(cfg.genotype)  # validated: stage retrain needs it
-        genotype.save(out / "genotype.json")
-        search_seconds = 0.0
-    if cfg.stage == "search":
-        return PipelineResult(out, genotype, None, {"genotype": genotype.to_dict()})
-    t_retrain = time.time()
-    res, extra = run_retrain_stage(cfg, genotype, data, out, resume, echo)
-    retrain_seconds = round(time.time() - t_retrain, 1)
-    genotype = extra["genotype"]
     hp = resolved_hparams(cfg)
     metrics = {"test_accuracy": float(res.test_accuracy), "spike_rates": dict(res.test_spike_rates)}
     artifact = export_artifact(
@@ -115,20 +96,50 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
         metrics=metrics,
         train_info={"seed": cfg.seed, "epochs": cfg.retrain_epochs, "search_epochs": cfg.search_epochs,
                     "batch_size": cfg.retrain_batch_size, "preset": cfg.preset, **hp,
-                    "cost_weights": cfg.cost_weights, "augment": cfg.augment,
+                    "cost_weights": cfg.cost_weights, "augment": cfg.augment, "strategy": cfg.strategy,
                     "torch": str(torch.__version__), "lsnn": __version__})
     cost = artifact_cost(artifact)
     artifact["metrics"].update({k: cost[k] for k in ("model_size_bytes", "synops", "bit_synops", "energy_pj",
                                                      "s_ace", "ns_ace", "mults")})
     model_path = save_artifact(artifact, out / "model.pt")
-    summary = {
+    return model_path, {
         "dataset": cfg.dataset, "test_accuracy": metrics["test_accuracy"],
         "model_size_bytes": cost.get("model_size_bytes"), "bit_synops": cost.get("bit_synops"),
         "synops": cost.get("synops"), "energy_pj": cost.get("energy_pj"), "T": genotype.T,
         "bits_per_cell": [c.bits for c in genotype.cells], "prune_rate": genotype.prune_rate,
-        "strategy": cfg.strategy, "seed": cfg.seed, "preset": cfg.preset, **hp,
-        "search_seconds": search_seconds, "retrain_seconds": retrain_seconds,
-        "wall_seconds": round(time.time() - t0, 1), "model": str(model_path),
-    }
+        "strategy": cfg.strategy, "seed": cfg.seed, "preset": cfg.preset, **hp}
+
+
+def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> PipelineResult:
+    """Run the stages cfg.stage asks for and write the run directory."""
+    import torch
+
+    out = Path(cfg.out_dir)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    cfg_path = out / "config.yaml"
+    if resume and cfg_path.is_file():
+        _check_resume(cfg, cfg_path)
+    t0 = time.time()
+    data = load_splits(cfg)                 # bad data fails here, before the run directory exists
+    atomic_write_text(cfg_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    echo(f"data: {cfg.dataset} train {len(data.train[1])}, val {len(data.val[1])}, test {len(data.test[1])}, "
+         f"input {data.input_shape}, {len(data.classes)} classes")
+    t_search = time.time()
+    if cfg.stage in ("all", "search"):
+        genotype = find_genotype(cfg, data, out, resume, echo)
+        echo(f"search: decoded T={genotype.T}, bits per cell {[c.bits for c in genotype.cells]} -> {out / 'genotype.json'}")
+    else:
+        genotype = Genotype.load(cfg.genotype)  # validated: stage retrain needs it
+        genotype.save(out / "genotype.json")
+    search_seconds = round(time.time() - t_search, 1)
+    if cfg.stage == "search":
+        return PipelineResult(out, genotype, None, {"genotype": genotype.to_dict()})
+    t_retrain = time.time()
+    res, extra = run_retrain_stage(cfg, genotype, data, out, resume, echo)
+    retrain_seconds = round(time.time() - t_retrain, 1)
+    model_path, summary = export_model(cfg, res, extra["genotype"], data, out)
+    summary.update({"search_seconds": search_seconds, "retrain_seconds": retrain_seconds,
+                    "wall_seconds": round(time.time() - t0, 1), "model": str(model_path)})
     write_json(out / "summary.json", summary)
-    return PipelineResult(out, genotype, model_path, summary, net=res.net, test=data.test, started=t0)
+    return PipelineResult(out, extra["genotype"], model_path, summary, net=res.net, test=data.test, started=t0)
