@@ -57,6 +57,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                                                            "prune_rate": 0.0, "lif_mode": "float"}),
     "wide_ls_wd_half_frozen": ("the digits default, with the last half of the epochs in the deployed form",
                                {"C_scale": 2, "label_smoothing": 0.1, "weight_decay": 1e-3, "freeze_epochs": 0.5}),
+    "gsc_half_deployed": ("examples/gsc_subset.yaml's recipe: AdamW, wd 1e-2, ls 0.1, last half in the deployed form",
+                          {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 0.5}),
+    "gsc_all_deployed": ("the same, every epoch in the deployed form (BN statistics and mask frozen)",
+                         {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 1.0}),
     "recipe": ("shift + ls 0.1 + 3 warm-up + float warm 3/4",
                {"augment": "shift", "label_smoothing": 0.1, "warmup_epochs": 3, "float_epochs": 0.75}),
 }
@@ -70,7 +74,7 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
     from lsnn.searcher.config import build_config
     from lsnn.searcher.deploy.retrain import RetrainConfig, run_retrain
     from lsnn.searcher.space.genotype import Genotype
-    from lsnn.searcher.stages import load_splits
+    from lsnn.searcher.stages import load_splits, readout_axon_limit
 
     torch.set_num_threads(1)
     over = dict(job["overrides"])
@@ -86,7 +90,7 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
         if k in over:
             over[k] = int(round(over[k] * epochs))
     rcfg = RetrainConfig(epochs=epochs, lr=lr, batch_size=job["batch_size"], seed=job["seed"], progress=False,
-                         **{"lif_mode": "lava", **over})
+                         readout_axon_limit=readout_axon_limit(cfg), **{"lif_mode": "lava", **over})
     t0 = time.time()
     res = run_retrain(g, rcfg, data.train, data.val, data.test, Path(job["work"]) / job["name"],
                       augment=get_augment(aug_name))

@@ -33,7 +33,7 @@ from tests.factories.runtime import digits_graph, random_input
 g = digits_graph(T=4)
 def progress(k):
     print(k, flush=True)
-run_lava(g, random_input(g, 100000, 1), progress=progress, chunk_samples=8)
+run_lava(g, random_input(g, 5000, 1), progress=progress, chunk_samples=8)
 """
 
 
@@ -129,14 +129,16 @@ def ctrl_c(after: int) -> dict:
     p = subprocess.Popen([sys.executable, "-c", _CALLER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          text=True, env=env)
     done = 0
-    for line in p.stdout:
-        done = int(line)
+    for line in p.stdout:               # each line: how many more samples finished
+        done += int(line)
         if done >= after:
             break
+    t0 = time.monotonic()
     p.send_signal(signal.SIGINT)
     rc = p.wait(timeout=120)
+    seconds = time.monotonic() - t0
     time.sleep(2.0)
-    return {"interrupted_after_samples": done, "exit_code": rc,
+    return {"interrupted_after_samples": done, "exit_code": rc, "seconds_to_exit": round(seconds, 2),
             "leaked_workers": sorted(set(worker_pids()) - before_workers),
             "shm_before": before_shm, "shm_after": shm_usage()}
 
@@ -160,7 +162,8 @@ def main() -> None:
           f"emulator: {s['predictions_identical_to_emulator']}, worker RSS peak {s['worker_rss_mb']['peak']:.0f} MB "
           f"(first quarter {s['worker_rss_mb']['first_quarter_max']:.0f}, last {s['worker_rss_mb']['last_quarter_max']:.0f}), "
           f"/dev/shm {s['shm_before']} -> {s['shm_after']}, leaked workers {s['leaked_workers']}")
-    print(f"ctrl-c after {c['interrupted_after_samples']} samples: exit {c['exit_code']}, /dev/shm "
+    print(f"ctrl-c after {c['interrupted_after_samples']} samples: exit {c['exit_code']} after "
+          f"{c['seconds_to_exit']} s, /dev/shm "
           f"{c['shm_before']} -> {c['shm_after']}, leaked workers {c['leaked_workers']}")
 
 

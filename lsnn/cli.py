@@ -6,6 +6,7 @@ stderr and exit status 2; nothing heavy is imported until a command runs.
 """
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any, Optional
 
@@ -20,6 +21,9 @@ class _Group(click.Group):
     """Turn LsnnError (and Ctrl-C) into one clear line and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        # SIGTERM (kill, a job scheduler's stop) unwinds like Ctrl-C, so temporary folders and the
+        # Lava worker are cleaned up instead of left behind by an abrupt exit
+        signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().invoke(ctx)
         except LsnnError as exc:
@@ -28,6 +32,10 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("lsnn: interrupted", err=True)
             sys.exit(130)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

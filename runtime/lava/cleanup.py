@@ -4,7 +4,8 @@ and the multiprocessing shared-memory files that appeared in /dev/shm while it r
 `python -m lsnn.runtime.lava.cleanup PGID BEFORE_FILE` is the reaper a worker starts when its
 caller is gone: from outside the worker's process group it kills the whole group (the worker
 included, so nothing can create shared memory any more), waits until none of it runs, then
-removes the /dev/shm entries not listed in BEFORE_FILE."""
+removes the /dev/shm entries not listed in BEFORE_FILE, the worker's scratch folders and, if the
+caller is gone too, the request folder."""
 from __future__ import annotations
 
 import os
@@ -114,14 +115,27 @@ def reap(pgid: int, before: set[str], wait_s: float = 10.0) -> None:
     remove_new_shm(before)
 
 
+def remove_scratch(folder: Path, pgid: int, caller: int | None) -> None:
+    """Remove the killed worker's scratch folders (its recordings) from the request folder, and the
+    request folder itself when the caller that made it is gone (a SIGKILLed caller cannot)."""
+    import shutil
+
+    for d in folder.glob(f"scratch-{pgid}-*"):
+        shutil.rmtree(d, ignore_errors=True)
+    if caller is not None and not _alive(caller) and folder.name.startswith("lsnn-lava-"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: list[str]) -> int:
-    """Entry of the reaper process: PGID BEFORE_FILE (one shm name per line)."""
+    """Entry of the reaper process: PGID BEFORE_FILE [CALLER_PID] (BEFORE_FILE: one shm name per
+    line, in the request folder)."""
     pgid, before_file = int(argv[0]), Path(argv[1])
     try:
         before = set(before_file.read_text().split())
     except OSError:
         before = shm_entries()       # without the list, remove nothing that exists now
     reap(pgid, before)
+    remove_scratch(before_file.parent, pgid, int(argv[2]) if len(argv) > 2 else None)
     return 0
 
 

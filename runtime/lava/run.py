@@ -14,6 +14,7 @@ torch out of the processes this starts). No torch here.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import tempfile
 import threading
@@ -91,8 +92,9 @@ def run_config(hw: bool, model_map: dict):
 
 def run_lava(graph: Graph, x_int: np.ndarray, *, record_spikes: bool = True, v_every_step: bool = False,
              hw: bool = False, progress: Optional[Callable[[int], None]] = None,
-             chunk_samples: int = 4) -> LavaResult:
-    """Stream the encoded samples x_int [N, C, H, W] through `graph` on Lava.
+             chunk_samples: int = 4, scratch_dir: Optional[str] = None) -> LavaResult:
+    """Stream the encoded samples x_int [N, C, H, W] through `graph` on Lava. Its recordings go
+    to a temporary folder (inside `scratch_dir` if given).
 
     The run is split into chunks of `chunk_samples * T` steps (after a first single step that
     carries the start-up cost) so that `progress(samples_done)` can be reported.
@@ -105,7 +107,9 @@ def run_lava(graph: Graph, x_int: np.ndarray, *, record_spikes: bool = True, v_e
 
     from lsnn.runtime.lava.build import build_network
 
-    with tempfile.TemporaryDirectory(prefix="lsnn-lava-") as tmp:
+    # inside the request folder when the worker runs it: the reaper removes it if the run is killed
+    prefix = f"scratch-{os.getpid()}-" if scratch_dir else "lsnn-lava-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=scratch_dir) as tmp:
         t0 = time.perf_counter()
         net = build_network(graph, x_int, tmp, record_spikes=record_spikes, v_every_step=v_every_step)
         cfg = run_config(hw, net.model_map)

@@ -34,6 +34,7 @@ class _Ending:
         self.lock = threading.Lock()
         self.before: set[str] = set()
         self.folder = Path(".")
+        self.caller = os.getppid()       # the client; if it is gone when the reaper ends, so is the folder
 
     def now(self) -> None:
         """Clean up and exit 3; never returns. The final clean-up runs in a reaper outside this
@@ -44,7 +45,7 @@ class _Ending:
         remove_new_shm(self.before)
         try:
             subprocess.Popen([sys.executable, "-m", "lsnn.runtime.lava.cleanup", str(os.getpgrp()),
-                              str(self.folder / BEFORE_FILE)], start_new_session=True,
+                              str(self.folder / BEFORE_FILE), str(self.caller)], start_new_session=True,
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except OSError:
             pass
@@ -101,7 +102,7 @@ def _run(folder: Path, req: dict) -> None:
         x_int = z["x_int"]
     res = run_lava(graph, x_int, record_spikes=bool(req.get("record_spikes", True)),
                    v_every_step=bool(req.get("v_every_step", False)), hw=bool(req.get("hw", False)),
-                   progress=_progress, chunk_samples=int(req.get("chunk_samples", 4)))
+                   progress=_progress, chunk_samples=int(req.get("chunk_samples", 4)), scratch_dir=str(folder))
     protocol.write_result(folder, res)
 
 

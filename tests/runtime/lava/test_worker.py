@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def _wait_for(cond, timeout: float) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_killing_the_caller_leaves_no_process_and_no_shared_memory(tmp_path, sig):
-    shm_before, workers_before = shm_entries(), set(worker_processes())
+    shm_before, workers_before, folders_before = shm_entries(), set(worker_processes()), _request_folders()
     marker = tmp_path / "progress"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(ROOT)
@@ -61,6 +62,13 @@ def test_killing_the_caller_leaves_no_process_and_no_shared_memory(tmp_path, sig
             caller.kill()
     assert _wait_for(lambda: not set(worker_processes()) - workers_before, 60), "a worker process survived"
     assert _wait_for(lambda: not shm_entries() - shm_before, 30), f"left in /dev/shm: {shm_entries() - shm_before}"
+    assert _wait_for(lambda: not _request_folders() - folders_before, 30), \
+        f"left in {tempfile.gettempdir()}: {_request_folders() - folders_before}"
+
+
+def _request_folders() -> set[str]:
+    """The Lava request folders in the temporary directory (the caller's TemporaryDirectory)."""
+    return {p.name for p in Path(tempfile.gettempdir()).glob("lsnn-lava-*")}
 
 
 def test_a_caller_that_stops_reading_ends_the_run_cleanly(tmp_path):
@@ -87,6 +95,8 @@ def test_a_caller_that_stops_reading_ends_the_run_cleanly(tmp_path):
         proc.stdin.close()
     assert _wait_for(lambda: not set(worker_processes()) - workers_before, 60), "a worker process survived"
     assert _wait_for(lambda: not shm_entries() - shm_before, 30), f"left in /dev/shm: {shm_entries() - shm_before}"
+    assert _wait_for(lambda: not list(tmp_path.glob("scratch-*")), 30), "the worker's recordings were left behind"
+    assert (tmp_path / protocol.NET).is_file()            # the caller is alive: its folder stays
 
 
 def test_timeout_stops_the_worker():
