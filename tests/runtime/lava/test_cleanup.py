@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from lsnn.runtime.lava.cleanup import descendants, group_members, kill_tree, wait_group_gone
+from lsnn.runtime.lava.cleanup import descendants, group_members, kill_tree, remove_scratch, wait_group_gone
 
 _TREE = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
 
@@ -38,3 +38,17 @@ def test_wait_group_gone_after_killpg():
     proc.wait()
     assert wait_group_gone(proc.pid, wait_s=5.0)
     assert group_members(proc.pid) == []
+
+
+def test_the_reaper_removes_its_worker_scratch_and_a_dead_callers_folder(tmp_path):
+    folder = tmp_path / "lsnn-lava-abc"
+    for name in ("scratch-123-x", "scratch-456-y"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "spikes_0.u8").write_bytes(b"\0" * 16)
+    (folder / "model.net").write_bytes(b"net")
+    remove_scratch(folder, 123, os.getpid())                 # the caller lives: its folder stays
+    assert sorted(p.name for p in folder.iterdir()) == ["model.net", "scratch-456-y"]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    remove_scratch(folder, 456, dead.pid)                    # the caller is gone: so is the folder
+    assert not folder.exists()
