@@ -20,6 +20,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from lsnn.searcher.config import STRATEGIES
+
 # cost point -> options; the searched strategies take the preset (l1, l2, p), the hand-designed
 # stack its bits and T at the preset's p
 COST_POINTS = {
@@ -29,7 +31,6 @@ COST_POINTS = {
 }
 HAND = {"large": ["--hand-bits", "4", "-T", "4"], "medium": ["--hand-bits", "2", "-T", "3"],
         "small": ["--hand-bits", "1", "-T", "2"]}
-STRATEGIES = ("litesnn", "sequential", "random", "hand")
 
 
 def jobs(dataset: str, seeds: list[int], runs: Path, extra: list[str]) -> list[tuple[Path, list[str]]]:

@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import click
 
+from lsnn.searcher.config import STRATEGIES
+
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
     if value is None:
@@ -54,7 +56,7 @@ _OPTIONS = [
     click.option("--seed", type=int),
     click.option("--device", help="torch device, e.g. cpu or cuda."),
     click.option("--num-threads", type=int, help="torch CPU threads."),
-    click.option("--strategy", type=click.Choice(["litesnn", "sequential", "random", "hand"]), help="How the genotype is found: LitE-SNN's joint search (default), the sequential A+P+Q+T baseline, random genotypes of the same space, or a hand-designed plain stack."),
+    click.option("--strategy", type=click.Choice(list(STRATEGIES)), help="How the genotype is found: LitE-SNN's joint search (default), the sequential A+P+Q+T baseline, random genotypes of the same space, or a hand-designed plain stack."),
     click.option("--hand-bits", type=int, help="--strategy hand: weight bits of every cell (1, 2 or 4)."),
     click.option("--random-candidates", type=int, help="--strategy random: genotypes tried [default: the search's compute]."),
     click.option("--proxy-epochs", type=int, help="--strategy random: training epochs per candidate [default 2]."),

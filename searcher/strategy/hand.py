@@ -8,15 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from lsnn.searcher.config import RunConfig
+from lsnn.searcher.space.cell import STEPS
 from lsnn.searcher.space.genotype import CellGene, Edge, Genotype
 from lsnn.searcher.stages import Echo, Splits, resolved_hparams
 
-NODES = 4
 
-
-def chain_cell(reduction: bool, bits: int, nodes: int = NODES) -> CellGene:
-    """One cell whose nodes form a single conv chain from the previous cell's output (input 1)."""
-    edges = tuple((Edge("conv3x3", 1 if j == 0 else 1 + j),) for j in range(nodes))
+def chain_cell(reduction: bool, bits: int, nodes: int = STEPS) -> CellGene:
+    """One cell whose nodes form a single conv chain from the previous cell's output: node j reads
+    input 1 + j (input 1 is the previous cell, input 2 + i is node i)."""
+    edges = tuple((Edge("conv3x3", 1 + j),) for j in range(nodes))
     return CellGene(reduction=reduction, bits=int(bits), nodes=edges)
 
 
