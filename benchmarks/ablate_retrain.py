@@ -61,6 +61,20 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                           {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 0.5}),
     "gsc_all_deployed": ("the same, every epoch in the deployed form (BN statistics and mask frozen)",
                          {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 1.0}),
+    "wide_ls_wd_kd": ("the digits recipe + distillation from a float CNN teacher (w 0.5, t 4)",
+                      {"C_scale": 2, "label_smoothing": 0.1, "weight_decay": 1e-3, "distill_weight": 0.5}),
+    "wide_ls_wd_kd9": ("the digits recipe + distillation (w 0.9, t 4)",
+                       {"C_scale": 2, "label_smoothing": 0.1, "weight_decay": 1e-3, "distill_weight": 0.9}),
+    "digits_p0": ("the digits recipe without pruning (p = 0)",
+                  {"C_scale": 2, "label_smoothing": 0.1, "weight_decay": 1e-3, "prune_rate": 0.0}),
+    "digits_float": ("the digits recipe with the float LIF (not deploy-exact)",
+                     {"C_scale": 2, "label_smoothing": 0.1, "weight_decay": 1e-3, "lif_mode": "float"}),
+    "digits_4bit": ("the digits recipe with every cell at 4 bits",
+                    {"C_scale": 2, "label_smoothing": 0.1, "weight_decay": 1e-3, "bits": 4}),
+    "digits_T6": ("the digits recipe at T = 6",
+                  {"C_scale": 2, "label_smoothing": 0.1, "weight_decay": 1e-3, "T": 6}),
+    "digits_C32": ("the digits recipe at retrain width x 4",
+                   {"C_scale": 4, "label_smoothing": 0.1, "weight_decay": 1e-3}),
     "recipe": ("shift + ls 0.1 + 3 warm-up + float warm 3/4",
                {"augment": "shift", "label_smoothing": 0.1, "warmup_epochs": 3, "float_epochs": 0.75}),
 }
@@ -71,8 +85,10 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from lsnn.data.augment import get_augment
+    from lsnn.searcher.checkpoint import load_checkpoint
     from lsnn.searcher.config import build_config
-    from lsnn.searcher.deploy.retrain import RetrainConfig, run_retrain
+    from lsnn.searcher.deploy.retrain import CKPT_NAME, CKPT_VERSION, RetrainConfig, evaluate, run_retrain
+    from lsnn.searcher.deploy.teacher import TeacherConfig, train_teacher
     from lsnn.searcher.space.genotype import Genotype
     from lsnn.searcher.stages import load_splits, readout_axon_limit
 
@@ -82,7 +98,11 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
                                            "test_subset": job["test_subset"]})
     data = load_splits(cfg)
     g = Genotype.load(job["genotype"])
-    g = dataclasses.replace(g, C=int(g.C * over.pop("C_scale", 1)), prune_rate=over.pop("prune_rate", g.prune_rate))
+    g = dataclasses.replace(g, C=int(g.C * over.pop("C_scale", 1)), prune_rate=over.pop("prune_rate", g.prune_rate),
+                            T=int(over.pop("T", g.T)))
+    if "bits" in over:
+        bits = int(over.pop("bits"))
+        g = dataclasses.replace(g, cells=tuple(dataclasses.replace(c, bits=bits) for c in g.cells))
     epochs = job["epochs"]
     aug_name = over.pop("augment", "none")
     lr = job["lr"] * over.pop("lr_scale", 1.0)
@@ -92,12 +112,18 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
     rcfg = RetrainConfig(epochs=epochs, lr=lr, batch_size=job["batch_size"], seed=job["seed"], progress=False,
                          readout_axon_limit=readout_axon_limit(cfg), **{"lif_mode": "lava", **over})
     t0 = time.time()
-    res = run_retrain(g, rcfg, data.train, data.val, data.test, Path(job["work"]) / job["name"],
-                      augment=get_augment(aug_name))
+    work = Path(job["work"]) / f"{job['name']}_s{job['seed']}"
+    teacher, teacher_info = None, None
+    if rcfg.distill_weight > 0:
+        teacher, teacher_info = train_teacher(TeacherConfig(seed=job["seed"]), data.train, data.val,
+                                              g.num_classes, work, augment=get_augment(aug_name), progress=False)
+    res = run_retrain(g, rcfg, data.train, data.val, data.test, work, augment=get_augment(aug_name), teacher=teacher)
     last = res.history[-1]
-    return {"variant": job["name"], "what": job["what"], "test_acc": res.test_accuracy,
+    res.net.load_state_dict(load_checkpoint(work / CKPT_NAME, "retrain", CKPT_VERSION)["net"])   # the last epoch's
+    test_last = evaluate(res.net, data.test)[0] if data.test is not None else None
+    return {"variant": job["name"], "what": job["what"], "test_acc": res.test_accuracy, "test_acc_last_epoch": test_last,
             "best_val_acc": res.best_val_acc, "best_epoch": res.best_epoch, "final_train_acc": last["train_acc"],
-            "seconds": round(time.time() - t0, 1),
+            "seconds": round(time.time() - t0, 1), "seed": job["seed"], "teacher": teacher_info,
             "seconds_per_epoch": {m: round(sum(r["seconds"] for r in res.history if r.get("lif_mode") == m)
                                            / max(1, sum(r.get("lif_mode") == m for r in res.history)), 2)
                                   for m in ("float", "lava")},
@@ -115,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", help="comma-separated seeds (each variant runs once per seed); overrides --seed")
     ap.add_argument("--variants", default="base,shift,ls,float,float_warm,ramp,lr_x2,wide,recipe")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--work", default="runs/ablation")
@@ -124,20 +151,22 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         sys.exit(f"ablate_retrain: unknown variant(s) {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+    seeds = [int(v) for v in a.seeds.split(",")] if a.seeds else [a.seed]
     jobs = [{"name": n, "what": VARIANTS[n][0], "overrides": VARIANTS[n][1], "dataset": a.dataset,
              "data_dir": a.data_dir, "train_subset": a.train_subset, "test_subset": a.test_subset,
-             "genotype": a.genotype, "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size, "seed": a.seed,
-             "work": f"{a.work}/{a.dataset}"} for n in names]
+             "genotype": a.genotype, "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size, "seed": seed,
+             "work": f"{a.work}/{a.dataset}"} for n in names for seed in seeds]
     rows = []
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
         for row in pool.map(_one, jobs):
             rows.append(row)
-            print(f"{row['variant']:>16}: test {100 * row['test_acc']:.2f} %  (val {100 * row['best_val_acc']:.2f} % "
+            print(f"{row['variant']:>16} s{row['seed']}: test {100 * row['test_acc']:.2f} % (last epoch "
+                  f"{100 * row['test_acc_last_epoch']:.2f} %)  (val {100 * row['best_val_acc']:.2f} % "
                   f"at epoch {row['best_epoch']}, train {100 * row['final_train_acc']:.1f} %, {row['seconds']} s)",
                   flush=True)
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("Model name")), "?")
-    out = {"dataset": a.dataset, "genotype": a.genotype, "epochs": a.epochs, "seed": a.seed, "jobs": a.jobs,
+    out = {"dataset": a.dataset, "genotype": a.genotype, "epochs": a.epochs, "seeds": seeds, "jobs": a.jobs,
            "threads_per_job": 1, "cpu": model, "python": platform.python_version(), "rows": rows}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=2) + "\n")

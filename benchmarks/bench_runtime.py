@@ -9,11 +9,16 @@ Models (each is benchmarked if selected with --models):
 - `litesnn`: a decoded LitE-SNN network (random genotype, 3 cells of 4 nodes, C=4, T=4, digits
   input shape, random weights from `searcher.export.random_artifact`) compiled for loihi2 by the
   full compiler pipeline in a torch subprocess. A timing model, not a classifier (random weights).
+- `cifar-random`: the CIFAR-size net of the issue (random genotype, 3x32x32 input, 5 cells,
+  C = 12, 80 % pruned, T = 3, thresholds calibrated to 5-30 % spike rates), on 1,000 seeded
+  random images. A timing model, not a classifier.
 - a path to a `model.net` (e.g. `runs/digits/model.net`, the trained demo model): benchmarked on
   the test split of the dataset it was trained on.
 
-The emulator runs its default backend ("fast": fused torch convolutions + compiled numba LIF);
-the NumPy reference backend is timed on the whole split too, for comparison.
+The emulator runs its default backend ("fast": fused torch convolutions or event-driven numba
+kernels per synapse group, whichever its first batch measures faster, + compiled numba LIF); the
+same backend with every group dense and the NumPy reference backend are timed on the whole split
+too, for comparison.
 
 Per model, in one process: Lava runs the first N samples (twice by default, the faster run
 counts; no spike probes, the readout's v is read at every window end) and must give the
@@ -59,6 +64,22 @@ art = random_artifact(g0, seed=0, dataset_info={"name": "digits"})
 write_net(compile_artifact(art, load_profile(target="loihi2")).graph, sys.argv[1])
 """
 
+# the issue's CIFAR-size net: 3x32x32 input, 5 cells, C = 12, 80 % pruned, T = 3, random weights whose
+# thresholds are calibrated to 5-30 % spike rates (`random_artifact`); inputs are seeded random images
+CIFAR_RANDOM_SCRIPT = r"""
+import random, sys
+from lsnn.searcher.space.random_genotype import random_genotype
+from lsnn.searcher.deploy.export import random_artifact
+from lsnn.compiler.pipeline import compile_artifact
+from lsnn.hw_profiles.profile import load_profile
+from lsnn.compiler.backend.netx import write_net
+g0 = random_genotype(random.Random(0), cells=5, C=12, input_shape=(3, 32, 32), num_classes=10, T_min=3, T_max=3,
+                     prune_rates=(0.8,))
+art = random_artifact(g0, seed=0, dataset_info={"name": "random"})
+write_net(compile_artifact(art, load_profile(target="loihi2")).graph, sys.argv[1])
+"""
+RANDOM_SAMPLES = 1000
+
 
 def build_model(name: str, workdir: str):
     from lsnn.compiler.backend.netx import read_net, write_net
@@ -70,11 +91,22 @@ def build_model(name: str, workdir: str):
         from tests.factories.runtime import digits_graph
 
         write_net(digits_graph(T=4, fit_readout=True), path)
-    elif name == "litesnn":
-        subprocess.run([sys.executable, "-c", LITESNN_SCRIPT, path], check=True, cwd=ROOT)
+    elif name in ("litesnn", "cifar-random"):
+        script = LITESNN_SCRIPT if name == "litesnn" else CIFAR_RANDOM_SCRIPT
+        subprocess.run([sys.executable, "-c", script, path], check=True, cwd=ROOT)
     else:
-        raise SystemExit(f"unknown model {name!r} (digits, litesnn, or a path to a model.net)")
+        raise SystemExit(f"unknown model {name!r} (digits, litesnn, cifar-random, or a path to a model.net)")
     return read_net(path)
+
+
+def random_split(g):
+    """`RANDOM_SAMPLES` seeded uniform images of the net's input shape (labels 0: no accuracy)."""
+    from types import SimpleNamespace
+
+    shape = tuple(g.input.shape)
+    rng = np.random.default_rng(0)
+    return SimpleNamespace(x=rng.random((RANDOM_SAMPLES, *shape), dtype=np.float32),
+                           y=np.zeros(RANDOM_SAMPLES, dtype=np.int64))
 
 
 def best_time(fn, repeats: int) -> float:
@@ -97,7 +129,7 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
     g = build_model(name, workdir)
     meta = g.meta if isinstance(g.meta, dict) else {}
     dataset = (meta.get("dataset") or {}).get("name", "digits") if isinstance(meta.get("dataset"), dict) else "digits"
-    data = load_dataset(dataset, data_dir, "test")
+    data = random_split(g) if dataset == "random" else load_dataset(dataset, data_dir, "test")
     x = encode_input(g, data.x)
     xs = x[:n_lava]
     em = Emulator(g)
@@ -122,6 +154,11 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
         data_y = data.y
     t_full = best_time(lambda: em.run(x), repeats=repeats)
     full = em.run(x)
+    dense_em = Emulator(g, synapse_form="dense")                         # every group dense
+    dense_em.run(xs)
+    t_dense = best_time(lambda: dense_em.run(x), repeats=min(3, repeats))
+    dense_identical = bool(np.array_equal(dense_em.run(x).readout_v, full.readout_v))
+    forms = [it.choice for items in em.outgoing.values() for it in items if hasattr(it, "choice")]
     ref_em = Emulator(g, backend="numpy")                                # the NumPy reference
     ref_em.run(xs)
     t_ref = best_time(lambda: ref_em.run(x), repeats=min(3, repeats))
@@ -142,6 +179,8 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
                      "full_split_samples": len(x), "full_split_s": t_full, "full_split_samples_per_s": emu_full,
                      "batch": em.batch, "backend": em.backend,
                      "accuracy_full_split": float(np.mean(full.predictions == data_y)),
+                     "groups_event_driven": forms.count("event"), "groups_dense_measured": forms.count("dense"),
+                     "all_dense_full_split_samples_per_s": len(x) / t_dense, "all_dense_identical": dense_identical,
                      "numpy_reference_full_split_samples_per_s": len(x) / t_ref,
                      "numpy_reference_identical": same_as_ref},
         "lava_accuracy_same_samples": float(np.mean(lr.predictions == data.y[:len(xs)])),

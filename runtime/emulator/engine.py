@@ -28,17 +28,28 @@ in the "fast" backend.
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
 from lsnn.compiler.ir import INPUT_NAME, Graph
 from lsnn.contract.chip import LifParams, lif_step, reset_state
+from lsnn.runtime.emulator.event_ops import Tuned, add_dense
 from lsnn.runtime.emulator.lif_fast import fast_path_ok, lif_run_fast
-from lsnn.runtime.emulator.synapse_ops import FusedConv, SynapseOp, fuse_by_source
+from lsnn.runtime.emulator.parallel import (
+    available_cpus,
+    numba_layer_is_threadsafe,
+    torch_single_threaded,
+    worker_setup,
+)
+from lsnn.runtime.emulator.synapse_ops import SynapseOp, fuse_by_source
 from lsnn.runtime.netgraph import check_input_int, check_runnable, input_is_graded
 from lsnn.runtime.results import EmulatorResult, PipelineTrace
 
+CACHE_BYTES = 5 * 2 ** 19       # a core's cache share for the largest population's input (see __init__)
 _LIF_CHUNK = 2 ** 16            # neurons per LIF update call (cache-sized, ~1.3x faster)
 
 
@@ -46,7 +57,26 @@ _LIF_CHUNK = 2 ** 16            # neurons per LIF update call (cache-sized, ~1.3
 # the emulator
 
 
+@dataclass
+class _Totals:
+    """Spike totals of one worker: per population, per step (counts) and per neuron (maps, HWC)."""
+
+    counts: dict[str, np.ndarray]
+    maps: dict[str, np.ndarray]
+
+    @staticmethod
+    def zeros(g: Graph) -> "_Totals":
+        return _Totals({p.name: np.zeros(g.T, np.int64) for p in g.populations},
+                       {p.name: np.zeros(p.shape[1:] + p.shape[:1], np.int64) for p in g.populations})
+
+    @staticmethod
+    def sum(parts: list["_Totals"]) -> "_Totals":
+        return _Totals({k: sum(t.counts[k] for t in parts) for k in parts[0].counts},
+                       {k: sum(t.maps[k] for t in parts) for k in parts[0].maps})
+
+
 BACKENDS = ("auto", "fast", "numpy")
+SYNAPSE_FORMS = ("measure", "dense", "event")
 
 
 def resolve_backend(backend: str) -> str:
@@ -69,10 +99,15 @@ class Emulator:
     """Integer emulator of `graph` (an integer-stage compiler Graph), bit-exact to Lava fixed_pt."""
 
     def __init__(self, graph: Graph, *, max_batch: int = 256, act_budget_bytes: int = 96 * 2 ** 20,
-                 backend: str = "auto") -> None:
+                 cache_bytes: int = CACHE_BYTES, backend: str = "auto", synapse_form: str = "measure",
+                 threads: Optional[int] = None) -> None:
         """`backend`: "fast" (conv groups fused per source as exact float32 torch convolutions,
         compiled numba LIF), "numpy" (the reference: one im2col GEMM per group, array LIF), or
-        "auto" (fast when torch and numba import). Both give identical integers."""
+        "auto" (fast when torch and numba import). Both give identical integers. `synapse_form`
+        (fast backend, groups leaving a population): "measure" runs each in the form, dense or
+        event-driven (`event_ops`), measured faster on its first batch; "dense" or "event" forces one.
+        `threads`: worker threads that run whole batches (`parallel`; None: the CPUs available).
+        The batch keeps the largest population's int32 input within `cache_bytes`."""
         self.backend = resolve_backend(backend)
         self._kernels = None
         if self.backend == "fast":            # numba compiles (or loads its cache) on first call
@@ -90,6 +125,23 @@ class Emulator:
             outgoing.setdefault(op.src, []).append(op)
         self.outgoing = {src: (fuse_by_source(ops) if self.backend == "fast" else list(ops))
                          for src, ops in outgoing.items()}
+        # each destination's input buffer is zeroed just before its first source pushes into it
+        # (not all at the start of a batch): its lines are then still in cache when the LIF reads them
+        order = [INPUT_NAME] + [p.name for p in graph.populations]
+        first_src = {}
+        for src in order:
+            for op in outgoing.get(src, []):
+                first_src.setdefault(op.dst, src)
+        self._zero_before: dict[str, list[str]] = {}
+        for dst, src in first_src.items():
+            self._zero_before.setdefault(src, []).append(dst)
+        self._zero_at_start = [p.name for p in graph.populations if p.name not in first_src]
+        if synapse_form not in SYNAPSE_FORMS:
+            raise ValueError(f"unknown synapse form {synapse_form!r} (one of {', '.join(SYNAPSE_FORMS)})")
+        if self.backend == "fast" and synapse_form != "dense":
+            self.outgoing = {src: [Tuned(it, None if synapse_form == "measure" else synapse_form)
+                                   if src != INPUT_NAME and Tuned.eligible(it) else it for it in items]
+                             for src, items in self.outgoing.items()}
         self.params = {p.name: LifParams.make(p.du, p.dv, p.bias_mant, p.bias_exp, p.vth_mant)
                        for p in graph.populations}
         # exact no-decay form of the LIF where no current decay and no 24-bit wrap can occur
@@ -97,11 +149,15 @@ class Emulator:
                      for p in graph.populations}
         # batch size: the workspace (int32 input and uint8 spikes of every population) and the
         # widest fused conv output (float32 + int32), over T x batch, within budget (im2col is
-        # chunked separately)
+        # chunked separately); and the largest population's int32 input within a core's cache,
+        # where it stays between the synapses that write it and the LIF that reads it
         sizes = [int(np.prod(p.shape)) for p in graph.populations]
         per_sample = self.T * (5 * sum(sizes) + 8 * max(sizes))
-        self.batch = int(max(1, min(max_batch, act_budget_bytes // max(per_sample, 1))))
-        self._ws: Optional[dict[str, dict[str, np.ndarray]]] = None
+        self.batch = int(max(1, min(max_batch, act_budget_bytes // max(per_sample, 1),
+                                    cache_bytes // (4 * self.T * max(sizes)))))
+        self._ws: dict[int, dict[str, dict[str, np.ndarray]]] = {}
+        self.threads = threads
+        self._threadsafe: Optional[bool] = None
 
     # -- ideal time ------------------------------------------------------------------------
 
@@ -112,43 +168,69 @@ class Emulator:
         x_int = check_input_int(g, x_int)
         n = x_int.shape[0]
         T = self.T
-        counts = {p.name: np.zeros(T, dtype=np.int64) for p in g.populations}
-        maps = {p.name: np.zeros(p.shape[1:] + p.shape[:1], dtype=np.int64) for p in g.populations}
-        ro = g.population(g.readout)
-        k = ro.shape[0]
-        readout_v = np.zeros((n, k), dtype=np.int32)
+        k = g.population(g.readout).shape[0]
         readout_trace = np.zeros((n, T, k), dtype=np.int32)
         spikes = ({p.name: np.zeros((n, T) + p.shape, dtype=np.uint8) for p in g.populations}
                   if record_spikes else None)
         per_sample = np.zeros(n, dtype=np.int64)
-        input_events = (np.count_nonzero(x_int, axis=0).astype(np.int64) * T)
-        for a in range(0, n, self.batch):
-            b = min(n, a + self.batch)
+        batches = [(a, min(n, a + self.batch)) for a in range(0, n, self.batch)]
+        workers = self._worker_count(len(batches))
+        totals = [_Totals.zeros(g) for _ in range(workers)]
+        lock = threading.Lock()
 
-            def consume(name: str, s: np.ndarray, a: int = a, b: int = b) -> None:
-                # s: [T, B, H, W, C] uint8 spikes of population `name` for samples a..b
-                if self._kernels is not None:
-                    tb = np.empty((b - a, T), np.int64)
-                    self._kernels.spike_counts(s.reshape(T, b - a, -1), tb, maps[name].reshape(-1))
-                    counts[name] += tb.sum(axis=0)
-                    per_sample[a:b] += tb.sum(axis=1)
-                else:
-                    counts[name] += s.reshape(T, -1).sum(axis=1, dtype=np.int64)
-                    maps[name] += s.sum(axis=(0, 1), dtype=np.int64)
-                    per_sample[a:b] += s.reshape(T, b - a, -1).sum(axis=(0, 2), dtype=np.int64)
-                if spikes is not None:
-                    spikes[name][a:b] = s.transpose(1, 0, 4, 2, 3)
+        def work(w: int) -> None:
+            if workers > 1:
+                worker_setup()
+            for a, b in batches[w::workers]:
+                consume = self._consumer(totals[w], per_sample, spikes, a, b)
+                readout_trace[a:b] = self._run_batch(x_int[a:b], consume, w)
+                if progress is not None:
+                    with lock:
+                        progress(b - a)
 
-            trace = self._run_batch(x_int[a:b], consume)
-            readout_trace[a:b] = trace
-            readout_v[a:b] = trace[:, -1]
-            if progress is not None:
-                progress(b - a)
+        if workers == 1:
+            work(0)
+        else:
+            with torch_single_threaded(), ThreadPoolExecutor(workers) as pool:
+                for f in [pool.submit(work, w) for w in range(workers)]:
+                    f.result()
+        tot = _Totals.sum(totals)
+        readout_v = np.ascontiguousarray(readout_trace[:, -1])
         preds = g.predictions(readout_v)                  # the host's sum of readout parts, argmax
-        maps = {name: m.transpose(2, 0, 1) for name, m in maps.items()}
+        maps = {name: m.transpose(2, 0, 1) for name, m in tot.maps.items()}
         return EmulatorResult(predictions=preds, readout_v=readout_v, readout_trace=readout_trace,
-                              spike_counts=counts, spike_maps=maps, input_events=input_events,
+                              spike_counts=tot.counts, spike_maps=maps,
+                              input_events=np.count_nonzero(x_int, axis=0).astype(np.int64) * T,
                               num_samples=n, T=T, spikes=spikes, per_sample_spikes=per_sample)
+
+    def _worker_count(self, n_batches: int) -> int:
+        """Worker threads for a run of `n_batches` batches (1: every kernel uses the cores itself)."""
+        want = min(self.threads or available_cpus(), n_batches)
+        if want <= 1 or self._kernels is None:
+            return 1
+        if self._threadsafe is None:
+            self._threadsafe = numba_layer_is_threadsafe(self._kernels)
+        return want if self._threadsafe else 1
+
+    def _consumer(self, tot: "_Totals", per_sample: np.ndarray, spikes: Optional[dict[str, np.ndarray]],
+                  a: int, b: int) -> Callable[[str, np.ndarray], None]:
+        """What to do with the spikes s [T, B, H, W, C] (uint8) of a population for samples a..b:
+        add them to the totals `tot` and per_sample[a:b], and record them if asked."""
+        T = self.T
+
+        def consume(name: str, s: np.ndarray) -> None:
+            if self._kernels is not None:
+                tb = np.empty((b - a, T), np.int64)
+                self._kernels.spike_counts(s.reshape(T, b - a, -1), tb, tot.maps[name].reshape(-1))
+                tot.counts[name] += tb.sum(axis=0)
+                per_sample[a:b] += tb.sum(axis=1)
+            else:
+                tot.counts[name] += s.reshape(T, -1).sum(axis=1, dtype=np.int64)
+                tot.maps[name] += s.sum(axis=(0, 1), dtype=np.int64)
+                per_sample[a:b] += s.reshape(T, b - a, -1).sum(axis=(0, 2), dtype=np.int64)
+            if spikes is not None:
+                spikes[name][a:b] = s.transpose(1, 0, 4, 2, 3)
+        return consume
 
     def warm_up(self) -> None:
         """Run one all-zero sample: loads the compiled kernels (JIT on the first use ever, then
@@ -156,28 +238,30 @@ class Emulator:
         throughput, not start-up."""
         self.run(np.zeros((1,) + self.graph.input.shape, np.int32))
 
-    def _workspace(self) -> dict[str, dict[str, np.ndarray]]:
-        """Per-population buffers for a full batch, allocated once per emulator and reused: fresh
-        memory page-faults on first touch, which costs as much as the arithmetic here."""
-        if self._ws is None:
+    def _workspace(self, worker: int) -> dict[str, dict[str, np.ndarray]]:
+        """Per-population buffers for a full batch, one set per worker, allocated once per emulator
+        and reused: fresh memory page-faults on first touch, which costs as much as the arithmetic."""
+        if worker not in self._ws:
             n = self.T * self.batch
             shapes = {p.name: (n,) + p.shape[1:] + p.shape[:1] for p in self.graph.populations}
-            self._ws = {"pending": {k: np.zeros(v, np.int32) for k, v in shapes.items()},
-                        "spikes": {k: np.zeros(v, np.uint8) for k, v in shapes.items()}}
-        return self._ws
+            self._ws[worker] = {"pending": {k: np.zeros(v, np.int32) for k, v in shapes.items()},
+                                "spikes": {k: np.zeros(v, np.uint8) for k, v in shapes.items()}}
+        return self._ws[worker]
 
     def _push(self, src: str, x: np.ndarray, pending: dict[str, np.ndarray], reps: int) -> None:
         """Add what population (or input) `src` sends, x [M, H, W, C], into the pending int32
         inputs [reps * M, ...] of its destinations (Lava's InPort sum; int32 addition wraps like
         it). `reps` = T for the static input (one result, every step), 1 otherwise."""
+        for dst in self._zero_before.get(src, ()):
+            pending[dst].fill(0)
         for item in self.outgoing.get(src, []):
-            pairs = item(x) if isinstance(item, FusedConv) else [(item, item(x))]
-            for op, y in pairs:
-                buf = pending[op.dst]
-                view = buf.reshape((reps, y.shape[0]) + buf.shape[1:])
-                view[..., op.offset:op.offset + op.channels] += y[None]
+            if isinstance(item, Tuned):
+                item.add(x, pending)
+            else:
+                add_dense(item, x, pending, reps)
 
-    def _run_batch(self, x_int: np.ndarray, consume: Callable[[str, np.ndarray], None]) -> np.ndarray:
+    def _run_batch(self, x_int: np.ndarray, consume: Callable[[str, np.ndarray], None], worker: int = 0
+                   ) -> np.ndarray:
         """Ideal-time run of one batch: populations in topological order, each pushing its spikes
         to its destinations' pending inputs as soon as they exist; hands each population's spikes
         to `consume`; returns the readout's v trace [B, T, G*K]."""
@@ -187,10 +271,10 @@ class Emulator:
         x_hwc = np.ascontiguousarray(x_int.transpose(0, 2, 3, 1))            # [B, H, W, C] int32
         if not input_is_graded(g):
             x_hwc = (x_hwc != 0).astype(np.uint8)                            # binary payload
-        ws = self._workspace()
+        ws = self._workspace(worker)
         pending = {name: buf[:T * bsz] for name, buf in ws["pending"].items()}
-        for buf in pending.values():
-            buf.fill(0)
+        for name in self._zero_at_start:
+            pending[name].fill(0)
         self._push(INPUT_NAME, x_hwc, pending, T)
         readout_trace = np.zeros((bsz, T, g.population(g.readout).shape[0]), dtype=np.int32)
         for p in g.populations:

@@ -41,6 +41,7 @@ from lsnn.errors import ConfigError
 from lsnn.searcher import checkpoint as ckpt
 from lsnn.searcher.deploy.net import DeployNet
 from lsnn.searcher.deploy.schedule import apply_phase, lr_at, phase_at
+from lsnn.searcher.deploy.teacher import distill_loss
 from lsnn.searcher.space.genotype import Genotype
 
 CKPT_NAME = "retrain_ckpt.pt"
@@ -81,6 +82,8 @@ class RetrainConfig:
     float_epochs: int = 0                # lava mode: first epochs with the float LIF (cheaper), then the integer LIF
     prune_ramp_epochs: int = 0           # prune rate ramps from 0 to p over these epochs (0: p from the start)
     readout_axon_limit: Optional[int] = None   # deploy target's input axons per core: the readout's parts (lava mode)
+    distill_weight: float = 0.0          # weight of a float teacher's soft targets (deploy.teacher); 0: none
+    distill_temperature: float = 4.0     # softmax temperature of the distillation term
 
     def validate(self) -> "RetrainConfig":
         for k in ("batch_size", "eval_batch_size"):
@@ -96,6 +99,9 @@ class RetrainConfig:
             raise ConfigError(f"retrain: 'optimizer' must be 'sgd' or 'adamw', got '{self.optimizer}'")
         if self.readout_lr_scale <= 0:
             raise ConfigError(f"retrain: 'readout_lr_scale' must be > 0, got {self.readout_lr_scale}")
+        if not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0:
+            raise ConfigError(f"retrain: 'distill_weight' must be in [0, 1] and 'distill_temperature' > 0, got "
+                              f"{self.distill_weight}, {self.distill_temperature}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"retrain: 'label_smoothing' must be in [0, 1), got {self.label_smoothing}")
         for k in ("warmup_epochs", "float_epochs", "prune_ramp_epochs"):
@@ -228,8 +234,21 @@ def _resume(ckpt_path: Path, genotype: Genotype, cfg: RetrainConfig, net: Deploy
     return _Progress(list(ck["history"]), ck["best_val"], ck["best_epoch"], ck["best_state"], int(ck["epoch"]))
 
 
+def _loss(res: dict[str, Any], yb: torch.Tensor, cfg: RetrainConfig, soft: Optional[torch.Tensor]) -> torch.Tensor:
+    """CE (+ aux_weight x the auxiliary head's CE); with a teacher's logits `soft`, the main term is
+    (1 - w) CE + w t^2 KL (Hinton's distillation, w = distill_weight)."""
+    loss = F.cross_entropy(res["logits"], yb, label_smoothing=cfg.label_smoothing)
+    if soft is not None and cfg.distill_weight > 0:
+        kd = distill_loss(res["logits"], soft, cfg.distill_temperature)
+        loss = (1.0 - cfg.distill_weight) * loss + cfg.distill_weight * kd
+    if res["aux"] is not None and cfg.aux_weight > 0:
+        loss = loss + cfg.aux_weight * F.cross_entropy(res["aux"], yb, label_smoothing=cfg.label_smoothing)
+    return loss
+
+
 def _train_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, epoch: int,
-                 augment: Optional[Augment], device: torch.device) -> tuple[float, float, dict[str, float]]:
+                 augment: Optional[Augment], device: torch.device, teacher: Optional[torch.nn.Module] = None
+                 ) -> tuple[float, float, dict[str, float]]:
     """One epoch over `train` in the seeded order of (seed, epoch): (mean loss, accuracy, mean
     spike rate per population)."""
     from tqdm import tqdm
@@ -248,9 +267,9 @@ def _train_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, epo
         xb = torch.from_numpy(np.ascontiguousarray(xb)).to(device)
         yb = torch.from_numpy(np.asarray(y_tr[idx], dtype=np.int64)).to(device)
         res = net.forward_all(xb)
-        loss = F.cross_entropy(res["logits"], yb, label_smoothing=cfg.label_smoothing)
-        if res["aux"] is not None and cfg.aux_weight > 0:
-            loss = loss + cfg.aux_weight * F.cross_entropy(res["aux"], yb, label_smoothing=cfg.label_smoothing)
+        with torch.no_grad():
+            soft = teacher(xb) if teacher is not None else None
+        loss = _loss(res, yb, cfg, soft)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.grad is not None], cfg.grad_clip)
@@ -267,7 +286,8 @@ def _train_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, epo
 
 
 def _run_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, val: Optional[Split], epoch: int,
-               augment: Optional[Augment], device: torch.device, prog: _Progress) -> dict[str, Any]:
+               augment: Optional[Augment], device: torch.device, prog: _Progress,
+               teacher: Optional[torch.nn.Module] = None) -> dict[str, Any]:
     """Train one epoch, evaluate on val, keep the best weights in `prog`; returns the epoch's record."""
     t0 = time.time()
     net.train()
@@ -275,7 +295,7 @@ def _run_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, val: 
     apply_phase(net, phase, cfg.learn_mask)
     for g in opt.param_groups:
         g["lr"] = phase.lr * g.get("lr_scale", 1.0)
-    loss, train_acc, train_rates = _train_epoch(net, opt, cfg, train, epoch, augment, device)
+    loss, train_acc, train_rates = _train_epoch(net, opt, cfg, train, epoch, augment, device, teacher)
     rec: dict[str, Any] = {"epoch": epoch + 1, "loss": loss, "train_acc": train_acc, "val_acc": None, "lr": phase.lr,
                            "bn_frozen": phase.frozen, "mask_frozen": phase.frozen or not cfg.learn_mask,
                            "lif_mode": phase.lif_mode, "prune_progress": phase.prune_progress}
@@ -298,12 +318,13 @@ def _run_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, val: 
 def run_retrain(genotype: Genotype, cfg: RetrainConfig, train: Split, val: Optional[Split], test: Optional[Split],
                 out_dir: str | os.PathLike, resume: bool = False,
                 on_epoch: Optional[Callable[[dict[str, Any]], None]] = None,
-                augment: Optional[Augment] = None) -> RetrainResult:
+                augment: Optional[Augment] = None, teacher: Optional[torch.nn.Module] = None) -> RetrainResult:
     """Retrain `genotype` from scratch (or resume); returns the best-val network, its history and test accuracy.
 
     train / val / test: (x float32 [N, C, H, W] in [0, 1], y int64 [N]); val and test may be None
     (then the last epoch is kept / no test accuracy). `augment(x_batch, rng)` is applied to
     training batches only. `on_epoch(record)` is called after each epoch (after the checkpoint).
+    `teacher(x) -> logits` (float, frozen) gives the soft targets when `cfg.distill_weight` > 0.
     """
     cfg.validate()
     if cfg.num_threads:
@@ -314,6 +335,8 @@ def run_retrain(genotype: Genotype, cfg: RetrainConfig, train: Split, val: Optio
     ckpt_path = out / CKPT_NAME
     if len(train[1]) < 2:
         raise ConfigError(f"retrain: need at least 2 training samples, got {len(train[1])}")
+    if cfg.distill_weight > 0 and teacher is None:
+        raise ConfigError("retrain: 'distill_weight' > 0 needs a teacher")
 
     net = build_net(genotype, cfg).to(device)
     groups = param_groups(net, cfg.weight_decay, cfg.readout_lr_scale)
@@ -323,7 +346,7 @@ def run_retrain(genotype: Genotype, cfg: RetrainConfig, train: Split, val: Optio
         opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     prog = _resume(ckpt_path, genotype, cfg, net, opt, device) if resume and ckpt_path.is_file() else _Progress()
     for epoch in range(prog.start, cfg.epochs):
-        rec = _run_epoch(net, opt, cfg, train, val, epoch, augment, device, prog)
+        rec = _run_epoch(net, opt, cfg, train, val, epoch, augment, device, prog, teacher)
         ckpt.save_checkpoint(ckpt_path, {"epoch": epoch + 1, "net": net.state_dict(), "optimizer": opt.state_dict(),
                                          "history": prog.history, "best_val": prog.best_val,
                                          "best_epoch": prog.best_epoch, "best_state": prog.best_state,

@@ -1,6 +1,8 @@
 """`lsnn search` killed with SIGKILL (once in the search stage, once in retraining) and resumed
 with --resume ends exactly where an uninterrupted run with the same seed ends: the same
-genotype.json bytes, the same weights in model.pt, the same metrics."""
+genotype.json bytes, the same weights in model.pt, the same metrics. On digits, and as the long
+real-data runs go: CIFAR-10 from its python archive (extracted into a cache on the first run),
+with crop + flip augmentation."""
 from __future__ import annotations
 
 import json
@@ -21,10 +23,26 @@ ARGS = ["search", "--no-deploy", "--search-epochs", "3", "--retrain-epochs", "4"
         "--retrain-channels", "4", "--num-threads", "1", "--seed", "3"]
 
 
-def _lsnn(out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _lsnn(out: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "lsnn.cli", *ARGS, "--out", str(out), *extra], cwd=ROOT,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _cifar_args(tmp: Path) -> tuple[list[str], dict]:
+    """A CIFAR-10 python archive of 100 train and 20 test images (the release's format) and the
+    options of a real-data run on it."""
+    import tarfile
+
+    from tests.factories.datasets import write_c10_batches
+
+    write_c10_batches(tmp / "src" / "cifar-10-batches-py", n=20)
+    archive = tmp / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(tmp / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    return (["--dataset", "cifar10", "--data-dir", str(archive), "--augment", "crop_flip", "--cells", "2",
+             "--reductions", "1", "-T", "2", "--batch-size", "10", "--retrain-batch-size", "10"],
+            {"LSNN_DATA_CACHE": str(tmp / "cache")})
 
 
 def _lines(path: Path) -> int:
@@ -46,14 +64,16 @@ def _finish(proc: subprocess.Popen) -> None:
     assert proc.returncode == 0, err[-2000:]
 
 
-def test_sigkill_in_search_and_in_retraining_then_resume_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("dataset", ["digits", "cifar10"])
+def test_sigkill_in_search_and_in_retraining_then_resume_matches_an_uninterrupted_run(tmp_path, dataset):
     ref, cut = tmp_path / "ref", tmp_path / "cut"
-    _finish(_lsnn(ref))
-    _kill_when(_lsnn(cut), lambda: _lines(cut / "search_log.jsonl") >= 1)           # mid-search
+    args, env = _cifar_args(tmp_path) if dataset == "cifar10" else ([], {})
+    _finish(_lsnn(ref, *args, env=env))
+    _kill_when(_lsnn(cut, *args, env=env), lambda: _lines(cut / "search_log.jsonl") >= 1)           # mid-search
     assert not (cut / "genotype.json").exists()
-    _kill_when(_lsnn(cut, "--resume"), lambda: _lines(cut / "retrain_log.jsonl") >= 2)   # mid-retraining
+    _kill_when(_lsnn(cut, *args, "--resume", env=env), lambda: _lines(cut / "retrain_log.jsonl") >= 2)  # retraining
     assert not (cut / "model.pt").exists()
-    _finish(_lsnn(cut, "--resume"))
+    _finish(_lsnn(cut, *args, "--resume", env=env))
     assert (cut / "genotype.json").read_bytes() == (ref / "genotype.json").read_bytes()
     flat_a = dict(_walk(torch.load(ref / "model.pt", weights_only=True)))
     flat_b = dict(_walk(torch.load(cut / "model.pt", weights_only=True)))

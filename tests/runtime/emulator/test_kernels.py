@@ -139,9 +139,9 @@ def test_workspace_is_reused_and_results_repeat():
     em = Emulator(g, backend="fast")
     x = random_input(g, 4, seed=1)
     r1 = em.run(x)
-    ws = em._workspace()
+    ws = em._workspace(0)
     r2 = em.run(x[:2])
-    assert em._workspace() is ws
+    assert em._workspace(0) is ws
     assert np.array_equal(r1.readout_v[:2], r2.readout_v)
 
 

@@ -1,0 +1,135 @@
+"""The event-driven synapse form: same integers as the dense form and the NumPy reference."""
+import numpy as np
+import pytest
+
+from lsnn.runtime.emulator import Emulator
+from lsnn.runtime.emulator.event_ops import TUNE_MIN_ROWS, Tuned, scatter_ok
+from lsnn.runtime.emulator.scatter import conv_scatter, conv_taps, dense_scatter
+from tests.factories.runtime import chain_graph, random_graph, random_input, reduction_graph
+
+
+def test_conv_scatter_by_hand():
+    # one spike at (1, 2) of a 4x4 map, 3x3 kernel, padding 1, stride 1: it reaches the output
+    # pixels (1 + 1 - kh, 2 + 1 - kw) with weight W[kh, kw]
+    w = np.zeros((1, 1, 3, 3), np.int32)
+    w[0, 0] = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    x = np.zeros((1, 4, 4, 1), np.uint8)
+    x[0, 1, 2, 0] = 1
+    out = np.zeros((1, 4, 4, 1), np.int32)
+    taps, count = conv_taps(w)
+    conv_scatter(x, np.ascontiguousarray(w.transpose(2, 3, 1, 0)), taps, count, 1, 1, out, 0)
+    expect = np.zeros((4, 4), np.int32)
+    expect[0:3, 1:4] = w[0, 0, ::-1, ::-1]          # a correlation: the kernel lands flipped
+    assert np.array_equal(out[0, :, :, 0], expect)
+
+
+def test_conv_scatter_stride_two_skips_odd_offsets_and_writes_at_the_channel_offset():
+    w = np.ones((2, 1, 3, 3), np.int32) * np.array([5, -3], np.int32).reshape(2, 1, 1, 1)
+    w[:, :, 1, 1] = 0                                 # the centre tap is pruned
+    x = np.zeros((1, 4, 4, 1), np.uint8)
+    x[0, 2, 2, 0] = 1                                 # reaches outputs (2 + 1 - kh) / 2 for odd kh + 1
+    out = np.zeros((1, 2, 2, 5), np.int32)
+    taps, count = conv_taps(w)
+    assert count[0] == 8
+    conv_scatter(x, np.ascontiguousarray(w.transpose(2, 3, 1, 0)), taps, count, 2, 1, out, 3)
+    # kh in {1} gives (2 + 1 - 1) / 2 = 1, kh in {0, 2} gives odd numerators: skipped. So only the
+    # taps with kh = 1 and kw = 1 would land, and that tap is pruned: nothing arrives.
+    assert not out.any()
+    x[0, 2, 2, 0] = 0
+    x[0, 1, 1, 0] = 1                                 # (1 + 1 - kh) / 2: kh in {0, 2} -> ho 1, 0
+    conv_scatter(x, np.ascontiguousarray(w.transpose(2, 3, 1, 0)), taps, count, 2, 1, out, 3)
+    assert out[0, :, :, :3].sum() == 0
+    assert np.array_equal(out[0, :, :, 3], np.full((2, 2), 5)) and np.array_equal(out[0, :, :, 4], np.full((2, 2), -3))
+
+
+def test_dense_scatter_equals_the_product_and_wraps_like_int32():
+    rng = np.random.default_rng(0)
+    x = (rng.random((5, 40)) < 0.3).astype(np.uint8)
+    wt = rng.integers(-127, 128, (40, 7)).astype(np.int32)
+    out = np.full((5, 9), 2 ** 31 - 100, np.int32)
+    dense_scatter(x, wt, out, 2)
+    ref = (np.full((5, 7), 2 ** 31 - 100, np.int64) + x.astype(np.int64) @ wt) % 2 ** 32
+    ref = np.where(ref >= 2 ** 31, ref - 2 ** 32, ref).astype(np.int32)
+    assert np.array_equal(out[:, 2:], ref) and np.all(out[:, :2] == 2 ** 31 - 100)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_event_form_equals_the_numpy_reference_on_random_graphs(seed):
+    g = random_graph(seed)
+    x = random_input(g, 5, seed=seed + 7)
+    ev = Emulator(g, synapse_form="event").run(x, record_spikes=True)
+    ref = Emulator(g, backend="numpy").run(x, record_spikes=True)
+    assert np.array_equal(ev.readout_trace, ref.readout_trace)
+    for p in g.populations:
+        assert np.array_equal(ev.spikes[p.name], ref.spikes[p.name]), p.name
+
+
+@pytest.mark.parametrize("make", [chain_graph, reduction_graph])
+def test_measuring_picks_a_form_per_group_and_changes_no_integer(make):
+    g = make()
+    x = random_input(g, 2 * TUNE_MIN_ROWS, seed=3)
+    em = Emulator(g, synapse_form="measure")
+    tuned = [it for items in em.outgoing.values() for it in items if isinstance(it, Tuned)]
+    assert tuned and all(t.choice is None for t in tuned)
+    r = em.run(x)
+    assert all(t.choice in ("dense", "event") and set(t.seconds) == {"dense", "event"} for t in tuned)
+    assert np.array_equal(r.readout_trace, Emulator(g, synapse_form="dense").run(x).readout_trace)
+
+
+def test_a_silent_or_small_batch_is_not_measured():
+    g = chain_graph()
+    em = Emulator(g)
+    em.run(np.zeros((TUNE_MIN_ROWS,) + g.input.shape, np.int32))
+    em.run(random_input(g, 1, seed=0))                # T rows < TUNE_MIN_ROWS for T = 3
+    assert all(it.choice is None for items in em.outgoing.values() for it in items if isinstance(it, Tuned))
+
+
+def test_a_form_that_disagrees_is_reported(monkeypatch):
+    from lsnn.runtime.emulator import event_ops
+
+    g = chain_graph()                                 # (the factory runs the emulator: before the patch)
+
+    def wrong(self, x, pending):
+        for d in {op.dst for op in self.ops}:
+            pending[d] += 1
+    monkeypatch.setattr(event_ops.ScatterOps, "add", wrong)
+    with pytest.raises(RuntimeError, match="differs from the dense form"):
+        Emulator(g).run(random_input(g, 2 * TUNE_MIN_ROWS, seed=1))
+
+
+def test_groups_that_can_wrap_or_read_graded_input_stay_dense():
+    g = chain_graph()
+    em = Emulator(g, synapse_form="event")
+    from lsnn.compiler.ir import INPUT_NAME
+    assert not any(isinstance(it, Tuned) for it in em.outgoing[INPUT_NAME])
+    op = next(op for op in em.ops if op.kind == "conv" and op.src != INPUT_NAME)
+    assert scatter_ok(op)
+    op.wrap_bits = 24
+    assert not scatter_ok(op)
+    with pytest.raises(ValueError, match="unknown synapse form 'fast'"):
+        Emulator(g, synapse_form="fast")
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_worker_threads_give_the_same_integers_as_one(threads):
+    g = random_graph(5)
+    x = random_input(g, 11, seed=2)
+    one = Emulator(g, max_batch=2, threads=1).run(x, record_spikes=True)
+    seen = []
+    many = Emulator(g, max_batch=2, threads=threads).run(x, record_spikes=True, progress=seen.append)
+    assert sum(seen) == 11 and len(seen) == 6                 # every batch reported once
+    assert np.array_equal(one.readout_trace, many.readout_trace)
+    assert np.array_equal(one.per_sample_spikes, many.per_sample_spikes)
+    for p in g.populations:
+        assert np.array_equal(one.spikes[p.name], many.spikes[p.name])
+        assert np.array_equal(one.spike_counts[p.name], many.spike_counts[p.name])
+        assert np.array_equal(one.spike_maps[p.name], many.spike_maps[p.name])
+
+
+def test_the_batch_keeps_the_largest_input_buffer_within_the_cache_budget():
+    g = chain_graph()                                  # T = 3
+    biggest = max(p.size for p in g.populations)
+    em = Emulator(g, cache_bytes=4 * 3 * biggest * 5)
+    assert em.batch == 5
+    assert Emulator(g, cache_bytes=1).batch == 1
+    assert Emulator(g, cache_bytes=2 ** 40, max_batch=7).batch == 7
