@@ -99,13 +99,14 @@ class Emulator:
     """Integer emulator of `graph` (an integer-stage compiler Graph), bit-exact to Lava fixed_pt."""
 
     def __init__(self, graph: Graph, *, max_batch: int = 256, act_budget_bytes: int = 96 * 2 ** 20,
-                 cache_bytes: int = CACHE_BYTES, backend: str = "auto", synapse_form: str = "measure",
+                 cache_bytes: int = CACHE_BYTES, backend: str = "auto", synapse_form: str = "dense",
                  threads: Optional[int] = None) -> None:
         """`backend`: "fast" (conv groups fused per source as exact float32 torch convolutions,
         compiled numba LIF), "numpy" (the reference: one im2col GEMM per group, array LIF), or
         "auto" (fast when torch and numba import). Both give identical integers. `synapse_form`
-        (fast backend, groups leaving a population): "measure" runs each in the form, dense or
-        event-driven (`event_ops`), measured faster on its first batch; "dense" or "event" forces one.
+        (fast backend, groups leaving a population): "dense" (default: measured fastest overall,
+        benchmarks/bench_runtime.py), "measure" (each group in the form, dense or event-driven
+        (`event_ops`), measured faster on its first batch) or "event".
         `threads`: worker threads that run whole batches (`parallel`; None: the CPUs available).
         The batch keeps the largest population's int32 input within `cache_bytes`."""
         self.backend = resolve_backend(backend)

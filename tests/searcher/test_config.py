@@ -45,7 +45,7 @@ def test_cost_weights_and_augment_are_checked_and_resolved():
     from lsnn.searcher.stages import resolved_hparams
 
     cfg = build_config("digits", {}, {})
-    assert cfg.cost_weights == "relative" and cfg.augment == "none" and cfg.C_retrain == 16
+    assert cfg.cost_weights == "relative" and cfg.augment == "none" and cfg.C_retrain == 32
     assert resolved_hparams(cfg) == {"l1": 0.15, "l2": 0.01, "p": 0.8}
     assert resolved_hparams(build_config("digits", {}, {"cost_weights": "absolute"}))["l1"] == 5e-10
     assert build_config("cifar10", {"augment": True}, {}).augment == "crop_flip"     # older configs

@@ -76,9 +76,14 @@ def test_measuring_picks_a_form_per_group_and_changes_no_integer(make):
     assert np.array_equal(r.readout_trace, Emulator(g, synapse_form="dense").run(x).readout_trace)
 
 
+def test_every_group_is_dense_by_default():
+    em = Emulator(chain_graph())
+    assert not any(isinstance(it, Tuned) for items in em.outgoing.values() for it in items)
+
+
 def test_a_silent_or_small_batch_is_not_measured():
     g = chain_graph()
-    em = Emulator(g)
+    em = Emulator(g, synapse_form="measure")
     em.run(np.zeros((TUNE_MIN_ROWS,) + g.input.shape, np.int32))
     em.run(random_input(g, 1, seed=0))                # T rows < TUNE_MIN_ROWS for T = 3
     assert all(it.choice is None for items in em.outgoing.values() for it in items if isinstance(it, Tuned))
@@ -94,7 +99,7 @@ def test_a_form_that_disagrees_is_reported(monkeypatch):
             pending[d] += 1
     monkeypatch.setattr(event_ops.ScatterOps, "add", wrong)
     with pytest.raises(RuntimeError, match="differs from the dense form"):
-        Emulator(g).run(random_input(g, 2 * TUNE_MIN_ROWS, seed=1))
+        Emulator(g, synapse_form="measure").run(random_input(g, 2 * TUNE_MIN_ROWS, seed=1))
 
 
 def test_groups_that_can_wrap_or_read_graded_input_stay_dense():
