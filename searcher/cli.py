@@ -44,6 +44,7 @@ _OPTIONS = [
     click.option("--weight-decay", type=float, help="Retraining weight decay on conv / FC weights."),
     click.option("--readout-lr-scale", type=float, help="Retraining lr multiplier of the FC readout."),
     click.option("--warmup-epochs", type=int, help="Retraining lr warm-up epochs (then cosine)."),
+    click.option("--keep", type=click.Choice(["best_val", "last"]), help="Retraining: which epoch's weights become model.pt: the best validation accuracy's (the first on ties) or the last [default: per dataset]."),
     click.option("--freeze-epochs", type=int, help="Retraining: last epochs trained in the deployed form (BN statistics and mask frozen) [default: 10 %]."),
     click.option("--float-epochs", type=int, help="With the integer LIF: first retraining epochs with the float LIF (faster), then the exact one."),
     click.option("--prune-ramp-epochs", type=int, help="Retraining: ramp the prune rate from 0 to p over these epochs."),

@@ -3,7 +3,8 @@
 Loss: cross-entropy of the logits averaged over the genotype's T steps, plus `aux_weight` times
 that of the auxiliary head (LitE-SNN retraining, DARTS-style). SGD (lr 0.025, momentum 0.9,
 weight decay 3e-4 on conv/FC weights only; none on BN, thresholds, biases, mask scores),
-cosine schedule per epoch, gradient-norm clip 5, batch 50.
+cosine schedule per epoch, gradient-norm clip 5, batch 50. The weights kept are the best
+validation epoch's (`keep="best_val"`) or the last epoch's (`keep="last"`).
 
 Two phases:
 1. epochs [0, epochs - freeze_epochs): BN folded with running statistics and quantized, BN
@@ -19,7 +20,7 @@ ramp; only epochs that trained the deployed form may be kept as the best. Label 
 separate lr for the FC readout (`readout_lr_scale`) are options.
 
 Every evaluation (val, test) runs the eval forward, i.e. exactly what the exporter writes. The
-weights of the best validation epoch are kept. Deterministic for a seed: the init uses
+weights of the best validation epoch (or, with keep="last", the last) are kept. Deterministic: the init uses
 `torch.manual_seed(seed)`, the data order and augmentation of epoch e use NumPy generators
 seeded by (seed, e), nothing else is random, so a run resumed from `retrain_ckpt.pt` (written
 after every epoch, atomically) continues exactly as if it had not stopped.
@@ -82,6 +83,7 @@ class RetrainConfig:
     float_epochs: int = 0                # lava mode: first epochs with the float LIF (cheaper), then the integer LIF
     prune_ramp_epochs: int = 0           # prune rate ramps from 0 to p over these epochs (0: p from the start)
     readout_axon_limit: Optional[int] = None   # deploy target's input axons per core: the readout's parts (lava mode)
+    keep: str = "best_val"               # weights kept: the best val epoch's (first on ties) or the "last" epoch's
     distill_weight: float = 0.0          # weight of a float teacher's soft targets (deploy.teacher); 0: none
     distill_temperature: float = 4.0     # softmax temperature of the distillation term
 
@@ -97,6 +99,8 @@ class RetrainConfig:
             raise ConfigError("retrain: 'lr' and 'grad_clip' must be > 0")
         if self.optimizer not in ("sgd", "adamw"):
             raise ConfigError(f"retrain: 'optimizer' must be 'sgd' or 'adamw', got '{self.optimizer}'")
+        if self.keep not in ("best_val", "last"):
+            raise ConfigError(f"retrain: 'keep' must be 'best_val' or 'last', got '{self.keep}'")
         if self.readout_lr_scale <= 0:
             raise ConfigError(f"retrain: 'readout_lr_scale' must be > 0, got {self.readout_lr_scale}")
         if not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0:
@@ -307,7 +311,8 @@ def _run_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, val: 
         acc = train_acc
         rec["spike_rate"] = train_rates
     # only a deploy-form epoch may be kept (an earlier one's weights would export a different net)
-    if phase.deployable and (acc > prog.best_val or prog.best_state is None):
+    newer = cfg.keep == "last" or acc > prog.best_val
+    if phase.deployable and (newer or prog.best_state is None):
         prog.best_val, prog.best_epoch = acc, epoch + 1
         prog.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     rec["seconds"] = time.time() - t0

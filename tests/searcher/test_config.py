@@ -46,7 +46,7 @@ def test_cost_weights_and_augment_are_checked_and_resolved():
 
     cfg = build_config("digits", {}, {})
     assert cfg.cost_weights == "relative" and cfg.augment == "none" and cfg.C_retrain == 32
-    assert resolved_hparams(cfg) == {"l1": 0.15, "l2": 0.01, "p": 0.8}
+    assert resolved_hparams(cfg) == {"l1": 0.15, "l2": 0.01, "p": 0.5}
     assert resolved_hparams(build_config("digits", {}, {"cost_weights": "absolute"}))["l1"] == 5e-10
     assert build_config("cifar10", {"augment": True}, {}).augment == "crop_flip"     # older configs
     with pytest.raises(ConfigError, match="'cost_weights' must be 'relative' or 'absolute'"):
@@ -55,3 +55,13 @@ def test_cost_weights_and_augment_are_checked_and_resolved():
         build_config("digits", {}, {"optimizer": "lion"})
     with pytest.raises(ConfigError, match="'augment' must be one of none, shift"):
         build_config("digits", {}, {"augment": "rotate"})
+
+
+def test_a_chosen_preset_brings_its_own_prune_rate():
+    from lsnn.searcher.stages import resolved_hparams
+
+    assert build_config("digits", {}, {}).p == 0.5                      # the digits default
+    assert build_config("digits", {}, {"preset": "small"}).p is None     # -> the preset's 0.9
+    assert build_config("digits", {"preset": "large"}, {"p": 0.7}).p == 0.7
+    cfg = build_config("digits", {}, {"preset": "small"})
+    assert resolved_hparams(cfg)["p"] == 0.9

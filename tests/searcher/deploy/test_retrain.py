@@ -112,6 +112,16 @@ def test_best_validation_weights_are_returned(tmp_path):
     assert acc == best                    # the eval forward of the returned net = the recorded best
 
 
+def test_keep_last_returns_the_last_epochs_weights(tmp_path):
+    va = data(16, 1)
+    res = run_retrain(small_genotype(), cfg(epochs=3, keep="last"), data(24, 0), va, None, tmp_path)
+    assert res.best_epoch == 3 and res.best_val_acc == res.history[-1]["val_acc"]
+    ck = torch.load(tmp_path / CKPT_NAME, weights_only=True)
+    assert _states_equal(res.net.state_dict(), ck["net"])   # the last epoch's state, as checkpointed
+    with pytest.raises(ConfigError, match="'keep' must be 'best_val' or 'last', got 'first'"):
+        cfg(keep="first").validate()
+
+
 def test_frozen_phase_keeps_bn_statistics_and_mask(tmp_path):
     """freeze_epochs = epochs: BN running stats and the mask never move (training forward = deployed)."""
     g = small_genotype()
