@@ -12,6 +12,7 @@ Two schedules of the same integer arithmetic (docs/SEMANTICS.md sections 3-4):
   im2col GEMM per group in float32/float64, the LIF in `lsnn.contract.chip`). Where the group bounds prove
   that no current decay or 24-bit wrap can occur, both use an exact float64 form of the LIF.
   Groups fed by the (static) input are computed once per sample and reused at every step.
+  Batches run on worker threads, each kernel single-threaded inside its worker (`parallel`).
 - `step_pipeline` (the oracle): Lava's schedule step by step: every synapse adds one step, each
   edge its extra `delay`, LIFReset zeroes a population at steps s with s % T == (1 + depth) % T,
   samples stream one per T steps, the input is a ring buffer of `N*T + max depth` columns (zero
@@ -126,17 +127,6 @@ class Emulator:
             outgoing.setdefault(op.src, []).append(op)
         self.outgoing = {src: (fuse_by_source(ops) if self.backend == "fast" else list(ops))
                          for src, ops in outgoing.items()}
-        # each destination's input buffer is zeroed just before its first source pushes into it
-        # (not all at the start of a batch): its lines are then still in cache when the LIF reads them
-        order = [INPUT_NAME] + [p.name for p in graph.populations]
-        first_src = {}
-        for src in order:
-            for op in outgoing.get(src, []):
-                first_src.setdefault(op.dst, src)
-        self._zero_before: dict[str, list[str]] = {}
-        for dst, src in first_src.items():
-            self._zero_before.setdefault(src, []).append(dst)
-        self._zero_at_start = [p.name for p in graph.populations if p.name not in first_src]
         if synapse_form not in SYNAPSE_FORMS:
             raise ValueError(f"unknown synapse form {synapse_form!r} (one of {', '.join(SYNAPSE_FORMS)})")
         if self.backend == "fast" and synapse_form != "dense":
@@ -253,8 +243,6 @@ class Emulator:
         """Add what population (or input) `src` sends, x [M, H, W, C], into the pending int32
         inputs [reps * M, ...] of its destinations (Lava's InPort sum; int32 addition wraps like
         it). `reps` = T for the static input (one result, every step), 1 otherwise."""
-        for dst in self._zero_before.get(src, ()):
-            pending[dst].fill(0)
         for item in self.outgoing.get(src, []):
             if isinstance(item, Tuned):
                 item.add(x, pending)
@@ -274,8 +262,8 @@ class Emulator:
             x_hwc = (x_hwc != 0).astype(np.uint8)                            # binary payload
         ws = self._workspace(worker)
         pending = {name: buf[:T * bsz] for name, buf in ws["pending"].items()}
-        for name in self._zero_at_start:
-            pending[name].fill(0)
+        for buf in pending.values():
+            buf.fill(0)
         self._push(INPUT_NAME, x_hwc, pending, T)
         readout_trace = np.zeros((bsz, T, g.population(g.readout).shape[0]), dtype=np.int32)
         for p in g.populations:

@@ -3,7 +3,7 @@
 Fine-grained parallelism (every convolution and LIF kernel split over threads) makes the threads
 sleep and wake between kernels; on virtual machines a wake-up can cost milliseconds, and
 torch's and numba's two thread pools then compete for the same cores (measured on a 2-core KVM
-guest: 3-4x slower at batch 12 than at batch 10). So the emulator gives each worker thread whole
+guest: 4.6x slower at batch 12 than at batch 10). So the emulator gives each worker thread whole
 batches and runs every kernel inside it on that thread alone (torch intra-op threads 1, numba
 threads 1 for the worker); the kernels release the GIL. The results do not depend on the number
 of workers: every sum is an integer sum.
