@@ -61,6 +61,24 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                           {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 0.5}),
     "gsc_all_deployed": ("the same, every epoch in the deployed form (BN statistics and mask frozen)",
                          {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 1.0}),
+    "gsc_float": ("the gsc recipe with the float LIF throughout (not deploy-exact)",
+                  {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 0.5,
+                   "lif_mode": "float"}),
+    "gsc_dense": ("the gsc recipe without pruning (p = 0)",
+                  {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 0.5,
+                   "prune_rate": 0.0}),
+    "gsc_float_dense": ("the gsc recipe, float LIF, no pruning",
+                        {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 0.5,
+                         "lif_mode": "float", "prune_rate": 0.0}),
+    "gsc_wide": ("the gsc recipe at retrain width x 2",
+                 {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 0.5,
+                  "C_scale": 2}),
+    "gsc_parts": ("the gsc recipe with readout parts of <= 300 inputs (no part can saturate at T = 3)",
+                  {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 0.5,
+                   "readout_axon_limit": 300}),
+    "gsc_dense_parts": ("the gsc recipe, no pruning, readout parts of <= 300 inputs",
+                        {"optimizer": "adamw", "weight_decay": 1e-2, "label_smoothing": 0.1, "freeze_epochs": 0.5,
+                         "prune_rate": 0.0, "readout_axon_limit": 300}),
     "wide_ls_wd_kd": ("the digits recipe + distillation from a float CNN teacher (w 0.5, t 4)",
                       {"C_scale": 2, "label_smoothing": 0.1, "weight_decay": 1e-3, "distill_weight": 0.5}),
     "wide_ls_wd_kd9": ("the digits recipe + distillation (w 0.9, t 4)",
@@ -112,7 +130,7 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
         if k in over:
             over[k] = int(round(over[k] * epochs))
     rcfg = RetrainConfig(epochs=epochs, lr=lr, batch_size=job["batch_size"], seed=job["seed"], progress=False,
-                         readout_axon_limit=readout_axon_limit(cfg), **{"lif_mode": "lava", **over})
+                         **{"lif_mode": "lava", "readout_axon_limit": readout_axon_limit(cfg), **over})
     t0 = time.time()
     work = Path(job["work"]) / f"{job['name']}_s{job['seed']}"
     teacher, teacher_info = None, None

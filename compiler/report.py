@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from lsnn.compiler.ir import Graph
-from lsnn.compiler.passes.split_readout import readout_sources
+from lsnn.compiler.passes.split_readout import readout_part_limit, readout_sources
 from lsnn.contract.chip import ACC_LIMIT, ACT_SHIFT, V_MAX
 from lsnn.contract.readout import readout_partition
 from lsnn.hw_profiles.profile import Profile
@@ -84,7 +84,8 @@ def readout_parts_info(graph: Graph, profile: Profile) -> dict[str, Any]:
     same = None
     if lif_mode == "lava":     # the parts training modelled vs the parts this target gets
         sources = readout_sources(graph)
-        same = readout_partition(sources, trained) == readout_partition(sources, limit)
+        same = (readout_partition(sources, readout_part_limit(graph, trained))
+                == readout_partition(sources, readout_part_limit(graph, limit)))
     return {"parts": graph.readout_parts, "classes": graph.num_classes, "input_axons_per_core": limit,
             "trained_axon_limit": trained, "matches_training": same}
 
