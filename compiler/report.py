@@ -87,6 +87,7 @@ def readout_parts_info(graph: Graph, profile: Profile) -> dict[str, Any]:
         same = (readout_partition(sources, readout_part_limit(graph, trained))
                 == readout_partition(sources, readout_part_limit(graph, limit)))
     return {"parts": graph.readout_parts, "classes": graph.num_classes, "input_axons_per_core": limit,
+            "part_limit": readout_part_limit(graph, limit),
             "trained_axon_limit": trained, "matches_training": same}
 
 
@@ -177,8 +178,10 @@ def format_table(report: Mapping[str, Any]) -> str:
                                                           for k, v in pred.items() if v is not None))
     parts = report.get("readout_parts")
     if parts and parts["parts"] > 1:
+        why = ("a core's input axons" if parts["part_limit"] == parts["input_axons_per_core"]
+               else "so that no part can saturate")
         lines.append(f"readout split into {parts['parts']} parts of {parts['classes']} classes (at most "
-                     f"{parts['input_axons_per_core']:,} input axons each); the host adds them before the argmax")
+                     f"{parts['part_limit']:,} inputs each, {why}); the host adds them before the argmax")
     if parts and parts.get("matches_training") is False:
         trained = ("unsplit" if parts["trained_axon_limit"] is None
                    else f"for cores of {parts['trained_axon_limit']} input axons")

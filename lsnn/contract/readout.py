@@ -44,8 +44,9 @@ def plan_parts(sources: list[tuple[int, int]], limit: int) -> Optional[list[list
 
 def readout_partition(sources: list[tuple[int, int]], limit: Optional[int]) -> Optional[list[list[Piece]]]:
     """The parts `split_readout` cuts a readout with these sources [(channels, positions)] into
-    for cores of `limit` input axons; None when it leaves the readout whole (no limit, the
-    sources fit, or one channel alone is too wide). The lava-mode retrain models the same parts."""
+    when a part may read `limit` source neurons (`part_limit`); None when it leaves the readout
+    whole (no limit, the sources fit, or one channel alone is too wide). The lava-mode retrain
+    models the same parts."""
     if limit is None or sum(c * p for c, p in sources) <= limit:
         return None
     return plan_parts(sources, limit)
