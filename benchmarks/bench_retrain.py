@@ -5,10 +5,8 @@ backwards over the supernet); the retraining step is one SGD step of the DeployN
 with the same backbone (C, cells, reductions, T, 4-bit cells, p = 0.8), in each neuron mode.
 FLOPs are what torch's FlopCounterMode counts for one step (convolutions and matmuls, forward and
 backward, dense: pruned weights count), so "effective GFLOP/s" compares how well each path keeps
-the CPU busy with useful arithmetic. "retrain_integer" runs the fused integer LIF as compiled
-loops (`neuron.lava_kernel`), "retrain_integer_torch_ops" the same op as whole-tensor torch ops
-(before), "retrain_integer_stepwise" the integer LIF stepped in autograd (`integer.lava_lif`,
-before the fused op). Goal (issue "Networks worth deploying"): retraining at least
+the CPU busy with useful arithmetic. "retrain_integer_stepwise" is the integer LIF stepped in
+autograd (`integer.lava_lif`, before the fused op). Goal (issue "Networks worth deploying"): retraining at least
 half the search path's effective GFLOP/s.
 
     python benchmarks/bench_retrain.py                 # CIFAR-10 shape, C=16, 8 cells, batch 32, T=6
@@ -63,9 +61,8 @@ def search_step(a: argparse.Namespace) -> Callable[[], None]:
     return lambda: search_iteration(net, x, y, x, y, cfg, wopt, aopt, train_psi=True) and None
 
 
-def retrain_step(a: argparse.Namespace, mode: str, fused: bool = True, kernel: bool = True) -> Callable[[], None]:
+def retrain_step(a: argparse.Namespace, mode: str, fused: bool = True) -> Callable[[], None]:
     from lsnn.searcher.deploy.retrain import RetrainConfig, build_net, param_groups
-    from lsnn.searcher.neuron import lava_kernel
     from lsnn.searcher.space.random_genotype import random_genotype
 
     g = random_genotype(0, cells=a.cells, reductions=a.reductions, C=a.C, T_min=a.T, T_max=a.T, bits=(4,),
@@ -78,7 +75,6 @@ def retrain_step(a: argparse.Namespace, mode: str, fused: bool = True, kernel: b
     x, y = torch.rand(a.batch, a.cin, a.hw, a.hw), torch.randint(0, 10, (a.batch,))
 
     def step() -> None:
-        lava_kernel.ENABLED = kernel
         r = net.forward_all(x)
         loss = F.cross_entropy(r["logits"], y) + (0.4 * F.cross_entropy(r["aux"], y) if r["aux"] is not None else 0)
         opt.zero_grad(set_to_none=True)
@@ -109,14 +105,13 @@ def main(argv: list[str] | None = None) -> None:
     rows: dict[str, Any] = {}
     for name, make in (("search", lambda: search_step(a)), ("retrain_float", lambda: retrain_step(a, "float")),
                        ("retrain_integer", lambda: retrain_step(a, "lava")),
-                       ("retrain_integer_torch_ops", lambda: retrain_step(a, "lava", kernel=False)),
                        ("retrain_integer_stepwise", lambda: retrain_step(a, "lava", fused=False))):
         flops, sec = _measure(make(), a.iters, a.warmup)
         rows[name] = {"gflop_per_step": flops / 1e9, "seconds_per_step": sec, "samples_per_s": a.batch / sec,
                       "effective_gflops": flops / 1e9 / sec}
-        print(f"{name:>25}: {flops / 1e9:8.2f} GFLOP/step, {sec:7.3f} s/step, {a.batch / sec:8.1f} samples/s, "
+        print(f"{name:>16}: {flops / 1e9:8.2f} GFLOP/step, {sec:7.3f} s/step, {a.batch / sec:8.1f} samples/s, "
               f"{flops / 1e9 / sec:6.2f} effective GFLOP/s", flush=True)
-    for mode in ("retrain_float", "retrain_integer", "retrain_integer_torch_ops", "retrain_integer_stepwise"):
+    for mode in ("retrain_float", "retrain_integer", "retrain_integer_stepwise"):
         rows[mode]["gflops_ratio_to_search"] = rows[mode]["effective_gflops"] / rows["search"]["effective_gflops"]
         print(f"{mode}: {rows[mode]['gflops_ratio_to_search']:.2f} x the search path's effective GFLOP/s")
     out = {"setting": {k: getattr(a, k) for k in ("C", "cells", "reductions", "batch", "T", "hw", "cin", "threads",

@@ -20,23 +20,15 @@ import torch
 
 from lsnn.contract.chip import ACT_SHIFT
 
-ENABLED = True                       # False: always the torch path (benchmarks compare the two)
 _BLOCK = 4096                        # neurons per parallel task
-PARALLEL_MIN = 1 << 18               # neurons below which the kernels run on one thread
 _ACT_MUL = float(1 << ACT_SHIFT)     # the accumulator enters v as a << 6
 
 
-def _pick(m: int):  # type: ignore[no-untyped-def]
-    """(forward, backward) for m neurons: the threaded kernels on as many threads as torch (a job
-    of one torch thread stays on one core) when m is large; below PARALLEL_MIN neurons waking
-    the threads costs more than it saves (measured: the small benchmark net ran 2.8x slower)."""
+def _threads() -> None:
+    """Run the kernels on as many threads as torch (a job of one torch thread stays on one core)."""
     import numba
 
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    par = threads > 1 and m >= PARALLEL_MIN
-    if par:
-        numba.set_num_threads(threads)
-    return _kernel()[par]
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
 def _kernel():
@@ -45,6 +37,7 @@ def _kernel():
     if _KERNEL is None:
         from numba import njit, prange
 
+        @njit(parallel=True, cache=True)
         def lava_lif_forward(units, T, factor, c, th, vmax, U, Y, out):  # pragma: no cover (compiled)
             M = U.shape[1]
             const = units.shape[0] == 1
@@ -72,6 +65,7 @@ def _kernel():
                         Y[t, i] = y
                         out[t, i] = 1.0 if y else 0.0
 
+        @njit(parallel=True, cache=True)
         def lif_backward(G, U, Y, T, tau, twob, neg2bth, four_c, edge, constant, gI, gv):  # pragma: no cover
             M = U.shape[1]
             for blk in prange((M + _BLOCK - 1) // _BLOCK):
@@ -101,8 +95,7 @@ def _kernel():
                         gI[0, i] = tot
                 gv[blk] = acc
 
-        _KERNEL = {par: (njit(parallel=par, cache=True)(lava_lif_forward), njit(parallel=par, cache=True)(lif_backward))
-                   for par in (False, True)}
+        _KERNEL = (lava_lif_forward, lif_backward)
     return _KERNEL
 
 
@@ -112,7 +105,7 @@ _KERNEL = None
 def usable(units: torch.Tensor, scale: torch.Tensor, vth_int: torch.Tensor, out_dtype: torch.dtype) -> bool:
     """Whether `lava_lif_forward` can run these tensors (numba imports; CPU, scalar scale and
     threshold, float32 or float64 accumulator, float32 spikes)."""
-    if not (ENABLED and units.device.type == "cpu" and units.dtype in (torch.float32, torch.float64)
+    if not (units.device.type == "cpu" and units.dtype in (torch.float32, torch.float64)
             and scale.numel() == 1 and vth_int.numel() == 1 and out_dtype == torch.float32):
         return False
     try:
@@ -131,7 +124,8 @@ def lava_lif_forward(units_tm: torch.Tensor, T: int, factor: float, scale: float
     Y = torch.empty((T, m), dtype=torch.bool)
     c = float(scale) / _ACT_MUL
     th = float(vth_int) * float(scale)
-    _pick(m)[0](units_tm.detach().numpy(), int(T), float(factor), c, th, float(vmax), U.numpy(), Y.numpy(),
+    _threads()
+    _kernel()[0](units_tm.detach().numpy(), int(T), float(factor), c, th, float(vmax), U.numpy(), Y.numpy(),
                  out_tm.numpy())
     return U, Y
 
@@ -146,6 +140,7 @@ def lif_backward(G: torch.Tensor, U: torch.Tensor, Y: torch.Tensor, T: int, tau:
     m = U.shape[1]
     gI = torch.empty((1 if constant else T, m), dtype=torch.float32)
     gv = np.zeros((m + _BLOCK - 1) // _BLOCK, dtype=np.float64)
-    _pick(m)[1](G.detach().numpy(), U.numpy(), Y.numpy(), int(T), float(tau), 2.0 * b, -2.0 * b * float(vth),
+    _threads()
+    _kernel()[1](G.detach().numpy(), U.numpy(), Y.numpy(), int(T), float(tau), 2.0 * b, -2.0 * b * float(vth),
                  4.0 * c, edge, bool(constant), gI.numpy(), gv)
     return gI, float(gv.sum())
