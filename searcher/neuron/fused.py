@@ -13,7 +13,6 @@ import math
 import torch
 
 from lsnn.contract.chip import ACT_SHIFT, DECAY_UNITY, DEFAULT_DV, V_MAX
-from lsnn.searcher.neuron import lava_kernel
 from lsnn.searcher.neuron.functional import LIFParams
 
 CL = torch.channels_last
@@ -152,18 +151,9 @@ class _FusedLavaLIFFn(torch.autograd.Function):
                 ):  # type: ignore[override]
         cur = dense_like(current)
         cl = cur.dim() == 4 and not cur.is_contiguous()
+        u_in = time_flat(dense_like(units).double(), 1 if constant else T).mul(_ACT_MUL)
         n = T * cur.shape[0] if constant else cur.shape[0]
         shape = (n,) + tuple(cur.shape[1:])
-        units = dense_like(units)
-        if lava_kernel.usable(units, scale, vth_int, cur.dtype) and cl == (units.dim() == 4 and
-                                                                          not units.is_contiguous()):
-            out = torch.empty(shape, dtype=cur.dtype, memory_format=CL if cl else torch.contiguous_format)
-            U, Yb = lava_kernel.lava_lif_forward(time_flat(units, 1 if constant else T), T, factor, float(scale),
-                                                 float(vth_int), _V_MAX, time_flat(out, T))
-            ctx.kernel = vth.numel() == 1
-            return _FusedLavaLIFFn._save(ctx, out, U, Yb, vth, T, factor, temperature, constant, cur, cl)
-        ctx.kernel = False
-        u_in = time_flat(units.double(), 1 if constant else T).mul(_ACT_MUL)
         m = u_in.shape[1]
         s = scale.detach().double()
         c, th = s / _ACT_MUL, vth_int.detach().double() * s
@@ -184,11 +174,6 @@ class _FusedLavaLIFFn(torch.autograd.Function):
         out = torch.empty(shape, dtype=cur.dtype, device=cur.device,
                           memory_format=CL if cl else torch.contiguous_format)
         time_flat(out, T).copy_(Yb.view(torch.uint8))
-        return _FusedLavaLIFFn._save(ctx, out, U, Yb, vth, T, factor, temperature, constant, cur, cl)
-
-    @staticmethod
-    def _save(ctx, out, U, Yb, vth, T, factor, temperature, constant, cur, cl):  # type: ignore[no-untyped-def]
-        """Keep what the backward needs; returns the spikes."""
         ctx.save_for_backward(U, Yb, vth)
         ctx.T, ctx.tau, ctx.temperature, ctx.constant = T, factor, temperature, constant
         ctx.cur_shape, ctx.cur_cl, ctx.dtype, ctx.work = cur.shape, cl, cur.dtype, torch.float32
@@ -196,15 +181,7 @@ class _FusedLavaLIFFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        if not ctx.kernel:
-            return (*_lif_backward(ctx, grad_out), None, None, None, None, None, None, None)
-        U, Yb, vth = ctx.saved_tensors
-        G = time_flat(grad_out.contiguous(memory_format=CL) if ctx.cur_cl else grad_out.contiguous(), ctx.T)
-        gI, gv = lava_kernel.lif_backward(G.float(), U, Yb, ctx.T, ctx.tau, ctx.temperature, float(vth),
-                                          ctx.constant)
-        grad_cur = _unflatten(gI[0] if ctx.constant else gI, ctx.cur_shape, ctx.cur_cl).to(ctx.dtype)
-        gvth = torch.full_like(vth, gv) if ctx.needs_input_grad[1] else None
-        return grad_cur, gvth, None, None, None, None, None, None, None
+        return (*_lif_backward(ctx, grad_out), None, None, None, None, None, None, None)
 
 
 def _unflatten(flat: torch.Tensor, shape: torch.Size | tuple[int, ...], channels_last: bool) -> torch.Tensor:
