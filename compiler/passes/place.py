@@ -221,7 +221,9 @@ def _place_population(graph: Graph, p: Population, profile: Profile, reach_fn):
 
 
 def _reach(graph: Graph, s: SynapseGroup, plans: dict[str, PopulationPlan]) -> np.ndarray:
-    """Destination cores reached by a neuron of `s.src` at each source position, shape (H_in*W_in,)."""
+    """Destination cores reached by a neuron of `s.src` at each source position, shape (H_in*W_in,),
+    or per channel and position (C_in, H_in*W_in) for a masked dense group (a readout part reads
+    only its own channels)."""
     src = graph.shape_of(s.src)
     dst = graph.population(s.dst)
     q = plans[s.dst]
@@ -230,8 +232,12 @@ def _reach(graph: Graph, s: SynapseGroup, plans: dict[str, PopulationPlan]) -> n
     o_total = src[0] if s.kind == "identity" else s.weight.shape[0]
     b_lo, b_hi = s.dst_channel_offset // blk, (s.dst_channel_offset + o_total - 1) // blk
     core = q.unit_core
-    if s.kind == "dense":
-        return np.full(src[1] * src[2], int(core[b_hi] - core[b_lo] + 1), dtype=np.int64)
+    if s.kind == "dense":    # a source neuron with no synapse in the group (masked column) reaches nothing
+        span = int(core[b_hi] - core[b_lo] + 1)
+        if s.mask is None:
+            return np.full(src[1] * src[2], span, dtype=np.int64)
+        used = np.asarray(s.mask, dtype=bool).any(axis=0).reshape(src[0], src[1] * src[2])
+        return used.astype(np.int64) * span
     if s.kind == "identity":
         ys, xs = np.arange(src[1]), np.arange(src[2])
         hit = ((ys % s.stride == 0)[:, None] & (xs % s.stride == 0)[None, :])
@@ -284,10 +290,10 @@ def _plan_cached(graph: Graph, profile: Profile) -> PlacementPlan:
     # destination cores each of its neurons reaches (its output axons) are known
     for p in reversed(graph.populations):
         def reach_fn(p: Population = p) -> np.ndarray:
-            r = np.zeros(p.shape[1] * p.shape[2], dtype=np.int64)
+            r = np.zeros((p.shape[0], p.shape[1] * p.shape[2]), dtype=np.int64)
             for s in graph.outgoing(p.name):
-                r += _reach(graph, s, plans)
-            return r
+                r += _reach(graph, s, plans)        # per position broadcasts over the channels
+            return r.max(axis=0)                    # per position: the most-connected channel
 
         plans[p.name], rows[p.name] = _place_population(graph, p, profile, reach_fn)
     final = [plans[p.name] for p in graph.populations]
