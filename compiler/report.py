@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from lsnn.compiler.ir import Graph
-from lsnn.compiler.passes.split_readout import readout_sources
+from lsnn.compiler.passes.split_readout import readout_part_limit, readout_sources
 from lsnn.contract.chip import ACC_LIMIT, ACT_SHIFT, V_MAX
 from lsnn.contract.readout import readout_partition
 from lsnn.hw_profiles.profile import Profile
@@ -84,8 +84,10 @@ def readout_parts_info(graph: Graph, profile: Profile) -> dict[str, Any]:
     same = None
     if lif_mode == "lava":     # the parts training modelled vs the parts this target gets
         sources = readout_sources(graph)
-        same = readout_partition(sources, trained) == readout_partition(sources, limit)
+        same = (readout_partition(sources, readout_part_limit(graph, trained))
+                == readout_partition(sources, readout_part_limit(graph, limit)))
     return {"parts": graph.readout_parts, "classes": graph.num_classes, "input_axons_per_core": limit,
+            "part_limit": readout_part_limit(graph, limit),
             "trained_axon_limit": trained, "matches_training": same}
 
 
@@ -176,8 +178,10 @@ def format_table(report: Mapping[str, Any]) -> str:
                                                           for k, v in pred.items() if v is not None))
     parts = report.get("readout_parts")
     if parts and parts["parts"] > 1:
+        why = ("a core's input axons" if parts["part_limit"] == parts["input_axons_per_core"]
+               else "so that no part can saturate")
         lines.append(f"readout split into {parts['parts']} parts of {parts['classes']} classes (at most "
-                     f"{parts['input_axons_per_core']:,} input axons each); the host adds them before the argmax")
+                     f"{parts['part_limit']:,} inputs each, {why}); the host adds them before the argmax")
     if parts and parts.get("matches_training") is False:
         trained = ("unsplit" if parts["trained_axon_limit"] is None
                    else f"for cores of {parts['trained_axon_limit']} input axons")

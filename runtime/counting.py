@@ -155,6 +155,7 @@ def _explain(g: GroupCount) -> str:
 def _group_count(graph: Graph, s: SynapseGroup, maps: dict[str, np.ndarray], rates: dict[str, float], n: int,
                  in_bits: int) -> GroupCount:
     """Measured vs predicted work of one synapse group (per sample)."""
+    s = graph.unsplit(s)                 # a readout in parts counts as the one readout it is
     T = graph.T
     src_c, src_h, src_w = graph.shape_of(s.src)
     _, hd, wd = graph.shape_of(s.dst)

@@ -94,6 +94,15 @@ def effective_weight(s: SynapseGroup) -> np.ndarray:
     return w
 
 
+SPARSE_DENSITY = 0.25      # a dense group with fewer non-zero weights than this runs sparse
+
+
+def runs_sparse(w: np.ndarray) -> bool:
+    """True if a dense group's integer weights are mostly zero (a readout split into parts: each
+    source neuron feeds one part), so the backends apply it as a sparse matrix (same integers)."""
+    return np.count_nonzero(w) < SPARSE_DENSITY * np.asarray(w).size
+
+
 def input_is_graded(graph: Graph) -> bool:
     return graph.input.encoding == "graded" and graph.input.bits > 1
 

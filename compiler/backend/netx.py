@@ -48,6 +48,7 @@ NET_VERSION = 1
 _TYPE = "__type__"
 _FIELDS = "__fields__"
 _BOOL_SHAPE = "__bool_shape__"
+_COMPRESS_BYTES = 1 << 20        # datasets larger than this are written gzip-compressed
 
 
 # ----------------------------------------------------------------------------------------------
@@ -85,6 +86,13 @@ def netx_plan(graph: Graph) -> list[NetxLayer]:
 def is_netx_chain(graph: Graph) -> bool:
     """True if an unmodified NetX `Network` can load the file written for `graph`."""
     return all(layer.type != "concat" for layer in netx_plan(graph))
+
+
+def _dataset(group: Any, key: str, data: np.ndarray) -> Any:
+    """A dataset, gzip-compressed when large (a readout split into parts is mostly zeros);
+    h5py and NetX read compressed datasets transparently."""
+    big = data.nbytes > _COMPRESS_BYTES
+    return group.create_dataset(key, data=data, compression="gzip" if big else None)
 
 
 def _smallest_int(arr: np.ndarray) -> np.ndarray:
@@ -135,7 +143,7 @@ def _write_netx_layers(f: Any, graph: Graph) -> None:
         if not s.is_integer:
             continue
         if s.kind == "dense":
-            g.create_dataset("weight", data=_smallest_int(s.weight))
+            _dataset(g, "weight", _smallest_int(s.weight))
             continue
         if s.kind == "conv":
             weight = s.weight
@@ -144,7 +152,7 @@ def _write_netx_layers(f: Any, graph: Graph) -> None:
             c = graph.shape_of(s.src)[0]
             weight = np.full((c, 1, 1, 1), int(s.weight), dtype=np.int32)
             in_ch, groups = c, c
-        g.create_dataset("weight", data=_smallest_int(weight))
+        _dataset(g, "weight", _smallest_int(weight))
         g.create_dataset("inChannels", data=np.int64(in_ch))
         g.create_dataset("outChannels", data=np.int64(weight.shape[0]))
         g.create_dataset("kernelSize", data=np.asarray(weight.shape[2:], dtype=np.int64))
@@ -164,10 +172,10 @@ def _is_node_list(value: Any) -> bool:
 
 def _write_array(group: Any, key: str, arr: np.ndarray) -> None:
     if arr.dtype == np.bool_:
-        ds = group.create_dataset(key, data=np.packbits(arr.reshape(-1)))
+        ds = _dataset(group, key, np.packbits(arr.reshape(-1)))
         ds.attrs[_BOOL_SHAPE] = np.asarray(arr.shape, dtype=np.int64)
     else:
-        group.create_dataset(key, data=_smallest_int(arr) if arr.dtype == np.int32 else arr)
+        _dataset(group, key, _smallest_int(arr) if arr.dtype == np.int32 else arr)
 
 
 def _write_tree(group: Any, value: dict[str, Any]) -> None:

@@ -231,6 +231,18 @@ class Graph:
         """K: readout neurons / readout_parts."""
         return self.population(self.readout).shape[0] // self.readout_parts
 
+    def unsplit(self, s: SynapseGroup) -> SynapseGroup:
+        """A dense group into a readout split into G parts (split_readout), seen as the unsplit
+        readout's group: (K, N), the parts' rows added (each column feeds one part), so counts
+        and pruning rates are not diluted by the parts' structural zeros. Other groups as they are."""
+        if s.dst != self.readout or self.readout_parts == 1 or s.kind != "dense":
+            return s
+        g = self.readout_parts
+        w = np.asarray(s.weight)
+        weight = w.reshape(g, -1, w.shape[1]).sum(axis=0).astype(w.dtype)
+        mask = None if s.mask is None else np.asarray(s.mask, dtype=bool).reshape(g, -1, w.shape[1]).any(axis=0)
+        return replace(s, weight=weight, mask=mask, stats=None)
+
     def class_scores(self, v: np.ndarray) -> np.ndarray:
         """Per-class scores [N, K] (int64) from readout potentials v [N, G*K]: the host's sum of
         the G parts (neuron g * K + k is part g of class k)."""

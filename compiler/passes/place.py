@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -82,9 +83,10 @@ def _neuron_costs(graph: Graph, p: Population) -> tuple[np.ndarray, np.ndarray]:
             continue
         o = s.weight.shape[0]
         potential = int(np.prod(s.weight.shape[1:]))
-        slot = potential * s.weight_bits if st.encoding == "dense" else st.fan_in_max * _bits_per_synapse(s)
-        mem[off:off + o] += slot
-        fan[off:off + o] += st.fan_in_max
+        # dense: each row's own kept inputs (a readout part's rows read only its channels)
+        rows = kept_mask(s).sum(axis=1) if s.kind == "dense" else np.full(o, st.fan_in_max, dtype=np.int64)
+        mem[off:off + o] += potential * s.weight_bits if st.encoding == "dense" else rows * _bits_per_synapse(s)
+        fan[off:off + o] += rows
     return mem, fan
 
 
@@ -113,6 +115,26 @@ class _Axons:
                     ov = max(0, min(hi, (b + 1) * block) - max(lo, b * block))
                     ident[b::blocks] += ov
         self.ident_cum = np.concatenate([[0], np.cumsum(ident)])
+        self._last: Optional[tuple[int, int, list[np.ndarray]]] = None
+
+    def _dense_union(self, a: int, b: int, union: Optional[list[np.ndarray]]) -> list[np.ndarray]:
+        """Per dense group, the source neurons with a kept synapse into units a..b (units are
+        channel blocks), grown from `union` (that of a..b-1) when given."""
+        lo, hi = (b if union is not None else a) * self.block, min(self.C, (b + 1) * self.block)
+        out = []
+        for j, (off, kept) in enumerate(self.dense):
+            r0, r1 = max(lo, off) - off, min(hi, off + kept.shape[0]) - off
+            cur = union[j] if union is not None else np.zeros(kept.shape[1], dtype=bool)
+            out.append(cur | kept[r0:r1].any(axis=0) if r1 > r0 else cur)
+        return out
+
+    def _dense_count(self, a: int, b: int) -> int:
+        """Source neurons read by units a..b through dense groups; the greedy placement extends a
+        run one unit at a time, so the union of the previous call is grown, not recomputed."""
+        prev = self._last if self._last is not None and self._last[0] == a and self._last[1] == b - 1 else None
+        union = self._dense_union(a, b, prev[2] if prev is not None else None)
+        self._last = (a, b, union)
+        return int(sum(int(u.sum()) for u in union))
 
     @staticmethod
     def _span(lo: int, hi: int, k: int, stride: int, pad: int, n_in: int) -> int:
@@ -125,11 +147,7 @@ class _Axons:
         ya, xa, yb, xb = pa // self.W, pa % self.W, pb // self.W, pb % self.W
         total = int(self.ident_cum[b + 1] - self.ident_cum[a])
         if self.dense:              # dense dst is (C, 1, 1): units are channel blocks
-            lo, hi = a * self.block, min(self.C, (b + 1) * self.block)
-            for off, kept in self.dense:
-                r0, r1 = max(lo, off) - off, min(hi, off + kept.shape[0]) - off
-                if r1 > r0:        # source neurons with a kept synapse into these channels
-                    total += int(kept[r0:r1].any(axis=0).sum())
+            total += self._dense_count(a, b)
         for ci, kh, kw, st, pad, h_in, w_in in self.convs:
             rows = self._span(ya, yb, kh, st, pad, h_in)
             cols = self._span(xa, xb, kw, st, pad, w_in) if ya == yb else self._span(0, self.W - 1, kw, st, pad, w_in)
@@ -220,6 +238,16 @@ def _place_population(graph: Graph, p: Population, profile: Profile, reach_fn):
     return plan, cores
 
 
+def _dense_column_reach(mask: np.ndarray, offset: int, blk: int, core: np.ndarray) -> np.ndarray:
+    """Cores spanned by the rows each column of a masked dense group feeds (0 for a column that
+    feeds none): a readout part's source neuron reaches only the core(s) of its part."""
+    used = mask.any(axis=0)
+    first = offset + np.argmax(mask, axis=0)
+    last = offset + mask.shape[0] - 1 - np.argmax(mask[::-1], axis=0)
+    span = core[last // blk] - core[first // blk] + 1
+    return np.where(used, span, 0).astype(np.int64)
+
+
 def _reach(graph: Graph, s: SynapseGroup, plans: dict[str, PopulationPlan]) -> np.ndarray:
     """Destination cores reached by a neuron of `s.src` at each source position, shape (H_in*W_in,),
     or per channel and position (C_in, H_in*W_in) for a masked dense group (a readout part reads
@@ -232,12 +260,11 @@ def _reach(graph: Graph, s: SynapseGroup, plans: dict[str, PopulationPlan]) -> n
     o_total = src[0] if s.kind == "identity" else s.weight.shape[0]
     b_lo, b_hi = s.dst_channel_offset // blk, (s.dst_channel_offset + o_total - 1) // blk
     core = q.unit_core
-    if s.kind == "dense":    # a source neuron with no synapse in the group (masked column) reaches nothing
-        span = int(core[b_hi] - core[b_lo] + 1)
+    if s.kind == "dense":
         if s.mask is None:
-            return np.full(src[1] * src[2], span, dtype=np.int64)
-        used = np.asarray(s.mask, dtype=bool).any(axis=0).reshape(src[0], src[1] * src[2])
-        return used.astype(np.int64) * span
+            return np.full(src[1] * src[2], int(core[b_hi] - core[b_lo] + 1), dtype=np.int64)
+        return _dense_column_reach(np.asarray(s.mask, dtype=bool), s.dst_channel_offset, blk, core).reshape(
+            src[0], src[1] * src[2])
     if s.kind == "identity":
         ys, xs = np.arange(src[1]), np.arange(src[2])
         hit = ((ys % s.stride == 0)[:, None] & (xs % s.stride == 0)[None, :])

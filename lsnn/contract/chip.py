@@ -29,6 +29,7 @@ VTH_SHIFT = 6                           # spike iff v > vth << 6
 ACC_LIMIT = MAX_UV >> ACT_SHIFT         # 2^17: an input sum |a| this large makes a << 6 reach the wrap
 DEFAULT_DU = DECAY_UNITY - 1            # 4095: the current does not persist (passes straight through)
 DEFAULT_BIAS_EXP = 6                    # bias_mant << 6 puts the bias in the potential's units
+BIAS_MANT_MAX = 4095                    # 13-bit signed bias mantissa: [-4096, 4095]
 
 
 def dv_for_tau(tau: float) -> int:

@@ -36,7 +36,8 @@ def add_dense(item: Union[FusedConv, SynapseOp], x: np.ndarray, pending: Pending
 def scatter_ok(op: SynapseOp) -> bool:
     """True if the event-driven form gives `op`'s integers: a conv or dense group from a
     population (binary spikes) whose output cannot hit Lava's Conv 24-bit / int32 wrap."""
-    return op.kind in ("conv", "dense") and op.wrap_bits is None and op.max_in == 1
+    return (op.kind in ("conv", "dense") and op.wrap_bits is None and op.max_in == 1
+            and op.sparse_t is None)      # a sparse product is event-driven already
 
 
 class ScatterOps:

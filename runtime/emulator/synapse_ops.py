@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from lsnn.compiler.ir import INPUT_NAME, Graph, SynapseGroup
 from lsnn.contract.chip import MAX_UV, STATE_BITS, signed_clamp
-from lsnn.runtime.netgraph import effective_weight, input_is_graded
+from lsnn.runtime.netgraph import effective_weight, input_is_graded, runs_sparse
 
 _F32_EXACT = 2 ** 24
 _F64_EXACT = 2 ** 53
@@ -43,6 +44,7 @@ class SynapseOp:
         max_in = (1 << graph.input.bits) - 1 if graded else 1
         w = effective_weight(s)
         self.weight = w
+        self.sparse_t: Optional[csr_matrix] = None     # (out, in) when a dense group runs sparse
         if s.kind == "conv":
             o, ci, kh, kw = w.shape
             self.channels = o
@@ -57,8 +59,12 @@ class SynapseOp:
             o = w.shape[0]
             self.channels = o
             # C-major (C, H, W) columns -> our channels-last flattening (H, W, C)
-            self.wmat_int = w.reshape(o, cs, hs, ws).transpose(0, 2, 3, 1).reshape(o, -1).T.copy()
+            hwc = w.reshape(o, cs, hs, ws).transpose(0, 2, 3, 1).reshape(o, -1)
             bound = int(np.abs(w).sum(axis=1).max()) * max_in
+            # a mostly-zero matrix (a readout split into parts: each column feeds one part) runs
+            # as a sparse product; the integers are the same
+            self.sparse_t = csr_matrix(hwc) if runs_sparse(hwc) else None
+            self.wmat_int = None if self.sparse_t is not None else hwc.T.copy()
             self.wrap_bits = 32 if bound >= 2 ** 31 else None                  # int32 channel
         else:  # identity
             self.channels = cs
@@ -73,7 +79,10 @@ class SynapseOp:
             self.ftype = np.float64
         else:
             self.ftype = None                                                  # int64 (slow, exact)
-        if s.kind != "identity":
+        if self.sparse_t is not None:
+            self.sparse_t = self.sparse_t.astype(self.ftype or np.int64)
+            self.wmat = None
+        elif s.kind != "identity":
             self.wmat = self.wmat_int.astype(self.ftype) if self.ftype else self.wmat_int
 
     def _finish(self, out: np.ndarray) -> np.ndarray:
@@ -93,6 +102,8 @@ class SynapseOp:
         if self.kind == "dense":
             flat = x.reshape(m, -1)
             dt = self.ftype or np.int64
+            if self.sparse_t is not None:
+                return self._finish(np.asarray((self.sparse_t @ flat.astype(dt).T).T)).reshape(m, 1, 1, self.channels)
             return self._finish(flat.astype(dt) @ self.wmat).reshape(m, 1, 1, self.channels)
         # conv via im2col over the taps that hold a non-zero weight: the columns are gathered in
         # the input's own narrow dtype (uint8 spikes), converted once, then one GEMM

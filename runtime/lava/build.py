@@ -50,7 +50,14 @@ from scipy.sparse import csr_matrix
 from lsnn.compiler.ir import INPUT_NAME, Graph, SynapseGroup
 from lsnn.runtime.lava.delay import ActivationDelay, PyActivationDelayModelFixed
 from lsnn.runtime.lava.probes import PySpikeRecorderModel, PyVarRecorderModel, SpikeRecorder, VarRecorder
-from lsnn.runtime.netgraph import Timing, check_input_int, check_runnable, effective_weight, input_is_graded
+from lsnn.runtime.netgraph import (
+    Timing,
+    check_input_int,
+    check_runnable,
+    effective_weight,
+    input_is_graded,
+    runs_sparse,
+)
 
 
 def whc(shape_chw: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -204,12 +211,19 @@ def build_network(graph: Graph, x_int: np.ndarray, workdir: str, *, record_spike
             procs.append(proc)
         elif s.kind == "dense":
             mat = dense_matrix(w, src_shape, dst_shape[0], s.dst_channel_offset)
+            sparse = runs_sparse(mat)                    # e.g. a readout in parts
             for k, m in base256_digits(mat):
-                proc = Dense(weights=(2 * m).astype(np.int32), num_message_bits=bits, weight_exp=8 * k - 1,
-                             num_weight_bits=8, sign_mode=SignMode.MIXED, name=f"dense:{s.name}:{k}")
+                if sparse:
+                    proc = Sparse(weights=csr_matrix((2 * m).astype(np.int32)), num_message_bits=bits,
+                                  weight_exp=8 * k - 1, num_weight_bits=8, sign_mode=SignMode.MIXED,
+                                  name=f"sparse:{s.name}:{k}")
+                    models[proc] = PySparseModelBitAcc
+                else:
+                    proc = Dense(weights=(2 * m).astype(np.int32), num_message_bits=bits, weight_exp=8 * k - 1,
+                                 num_weight_bits=8, sign_mode=SignMode.MIXED, name=f"dense:{s.name}:{k}")
+                    models[proc] = PyDenseModelBitAcc
                 source_port(s, True).connect(proc.s_in)
                 proc.a_out.reshape(whc(dst_shape)).connect(target(s))
-                models[proc] = PyDenseModelBitAcc
                 procs.append(proc)
         else:  # identity: one weight for every channel
             for k, m in base256_digits(np.asarray(w)):

@@ -13,7 +13,7 @@ from torch import nn
 
 from lsnn.contract.artifact import INPUT_NAME
 from lsnn.contract.chip import ACC_LIMIT, STATE_BITS, VTH_SHIFT
-from lsnn.contract.readout import readout_partition
+from lsnn.contract.readout import part_limit, readout_partition
 from lsnn.errors import ConfigError
 from lsnn.searcher.neuron import (
     LIF,
@@ -273,13 +273,16 @@ def _sub(x: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 
-def readout_parts(src_channels: Sequence[int], hw: tuple[int, int], axon_limit: Optional[int]) -> list[torch.Tensor]:
+def readout_parts(src_channels: Sequence[int], hw: tuple[int, int], axon_limit: Optional[int], T: int,
+                  w_max: int) -> list[torch.Tensor]:
     """Channel indices (into the concatenated readout input) of each part the compiler's
-    split_readout pass will cut a readout with this input into for a core of `axon_limit` input
-    axons (one part, all channels, if None or if it fits)."""
+    split_readout pass cuts this readout into: parts no larger than a core of `axon_limit` input
+    axons (None: no limit) and, where a channel allows, too small to saturate in T steps at
+    weights up to `w_max` (contract.readout.part_limit); one part, all channels, if it fits."""
     total = sum(int(c) for c in src_channels)
     positions = int(hw[0]) * int(hw[1])
-    plan = readout_partition([(int(c), positions) for c in src_channels], axon_limit)
+    limit = part_limit(axon_limit, T, w_max, positions)
+    plan = readout_partition([(int(c), positions) for c in src_channels], limit)
     if plan is None:                       # the compiler leaves the readout whole
         return [torch.arange(total)]
     offsets = [0]
@@ -291,19 +294,19 @@ def readout_parts(src_channels: Sequence[int], hw: tuple[int, int], axon_limit: 
 class Readout(nn.Module):
     """Global average pool + FC at `bits` (range rule), per step: logits_t = s_R * (w_int @ sum_hw x + b_int);
     with `clip_lava` (lif_mode "lava") the chip's 24-bit current wrap and potential clip are applied
-    to the running sum (`lava_readout_increments`), per part when the readout's fan-in exceeds
-    `axon_limit` input axons (the compiler's split_readout cuts it there; the host adds the
-    parts), so the prediction is exactly the chip's."""
+    to the running sum (`lava_readout_increments`), per part (the compiler's split_readout cuts
+    the readout where `readout_parts` says, for a core of `axon_limit` input axons and a window
+    of `T` steps; the host adds the parts), so the prediction is exactly the chip's."""
 
     def __init__(self, name: str, srcs: Sequence[str], src_channels: Sequence[int], hw: tuple[int, int],
                  num_classes: int, bits: int = 7, bias_limit: Optional[int] = None, clip_lava: bool = False,
-                 axon_limit: Optional[int] = None) -> None:
+                 axon_limit: Optional[int] = None, *, T: int) -> None:
         super().__init__()
         self.name = name
         self.kind = "readout"
         self.clip_lava = bool(clip_lava)
         self.axon_limit = None if axon_limit is None else int(axon_limit)
-        self.parts = readout_parts(src_channels, hw, self.axon_limit)
+        self.parts = readout_parts(src_channels, hw, self.axon_limit, int(T), 2 ** int(bits) - 1)
         self.bias_limit = bias_limit
         self.srcs = tuple(srcs)
         self.src_channels = tuple(int(c) for c in src_channels)

@@ -49,6 +49,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
+from lsnn.contract.chip import BIAS_MANT_MAX
 from lsnn.errors import ConfigError
 from lsnn.searcher.deploy.layers import (
     _CL,
@@ -86,13 +87,14 @@ class DeployNet(nn.Module):
             [0, 2^17 - 1] (17-bit unsigned threshold mantissa; `vth << 6` fits 24 bits).
         lif_mode: "float" (Eq. 1, tau = 0.2; docs/SEMANTICS.md 3) or "lava" (Lava's integer LIF).
         readout_axon_limit: input axons per core of the deploy target; with lif_mode "lava" the
-            readout is modelled in the parts the compiler splits it into (None: one part).
+            readout is modelled in the parts the compiler splits it into (None: no axon limit;
+            parts are still cut small enough not to saturate, contract.readout.part_limit).
     """
 
     def __init__(self, genotype: Genotype, C: Optional[int] = None, in_bits: int = 8, stem_bits: Optional[int] = None,
                  fc_bits: int = 7, pre_bits: Optional[int] = None, tau: float = TAU_DEFAULT, vth_init: float = VTH_INIT,
                  aux: bool = True, bn_eps: float = 1e-5, bn_momentum: float = 0.1, lif_mode: str = "float",
-                 bias_limit: Optional[int] = 4095, readout_axon_limit: Optional[int] = None) -> None:
+                 bias_limit: Optional[int] = BIAS_MANT_MAX, readout_axon_limit: Optional[int] = None) -> None:
         super().__init__()
         if lif_mode not in LIF_MODES:
             raise ConfigError(f"unknown lif_mode '{lif_mode}' (supported: {', '.join(LIF_MODES)})")
@@ -174,7 +176,7 @@ class DeployNet(nn.Module):
         self.pops = nn.ModuleList(pops)
         self.readout = Readout("readout", [n for n, _ in s1], [c for _, c in s1], hw1, self.num_classes, self.fc_bits,
                                bias_limit=self.bias_limit, clip_lava=lif_mode == "lava",
-                               axon_limit=readout_axon_limit)
+                               axon_limit=readout_axon_limit, T=self.T)
         self.aux_cell = genotype.aux_cell if (aux and aux_in is not None) else None
         self.aux_head = nn.Linear(aux_in, self.num_classes) if self.aux_cell is not None else None
         self._index = {p.name: i for i, p in enumerate(self.pops)}

@@ -13,7 +13,8 @@ import torch
 
 from lsnn.compiler.passes.split_readout import split_readout
 from lsnn.compiler.pipeline import compile_artifact
-from lsnn.contract.readout import plan_parts
+from lsnn.contract.chip import V_MAX
+from lsnn.contract.readout import part_limit, plan_parts, saturation_free_inputs
 from lsnn.hw_profiles.profile import load_profile
 from lsnn.runtime.emulator import Emulator, first_difference
 from lsnn.runtime.netgraph import encode_input
@@ -60,11 +61,23 @@ def test_split_rewrites_the_readout_and_keeps_the_class_scores():
     assert ro.shape == (12, 1, 1)
     assert list(ro.bias_mant) == [7, -3, 0, 2] + [0] * 8   # the bias once, in part 0
     parts = {x.name: x for x in s.synapses if x.dst == "out"}
-    # part 0: A ch 0-1 (32 axons); part 1: A ch 2 + B ch 0; part 2: B ch 1
-    assert sorted(parts) == ["A.out.part0", "A.out.part1", "B.out.part1", "B.out.part2"]
-    assert [parts[n].dst_channel_offset for n in sorted(parts)] == [0, 4, 4, 8]
-    cols = parts["A.out.part0"].mask.reshape(4, 3, 16).any(axis=(0, 2))
-    assert cols.tolist() == [True, True, False]           # part 0 reads channels 0-1 of A (32 axons)
+    # one group per source into all 12 part neurons; part 0: A ch 0-1 (32 axons), part 1: A ch 2 +
+    # B ch 0, part 2: B ch 1
+    assert sorted(parts) == ["A.out", "B.out"]
+    assert all(x.dst_channel_offset == 0 for x in parts.values())
+    assert parts["A.out"].weight.shape == (12, 48) and parts["B.out"].weight.shape == (12, 32)
+    # rows of part g (g * 4 .. g * 4 + 3) x source channels: where a part reads
+    reads_a = parts["A.out"].mask.reshape(3, 4, 3, 16).any(axis=(1, 3))
+    reads_b = parts["B.out"].mask.reshape(3, 4, 2, 16).any(axis=(1, 3))
+    assert reads_a.tolist() == [[True, True, False], [False, False, True], [False, False, False]]
+    assert reads_b.tolist() == [[False, False], [True, False], [False, True]]
+    orig = {x.name: x for x in g.synapses}
+    for name, grp in parts.items():      # the parts' rows add back to the unsplit group, mask and all
+        back = s.unsplit(grp)
+        assert np.array_equal(back.weight, np.where(orig[name].mask if orig[name].mask is not None else True,
+                                                    orig[name].weight, 0))
+        if orig[name].mask is not None:
+            assert np.array_equal(back.mask, orig[name].mask)
     x = random_input(g, 7, seed=3)
     whole, split = Emulator(g).run(x), Emulator(s).run(x)
     assert np.array_equal(s.class_scores(split.readout_v), whole.readout_v.astype(np.int64))
@@ -112,10 +125,39 @@ def test_torch_readout_parts_equal_the_compiled_split_readout(seed):
 
 
 def test_readout_parts_of_the_torch_model():
-    idx = readout_parts([3, 2, 4], (4, 4), 48)
+    idx = readout_parts([3, 2, 4], (4, 4), 48, 3, 127)
     assert [t.tolist() for t in idx] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
-    assert [t.tolist() for t in readout_parts([3, 2], (4, 4), None)] == [[0, 1, 2, 3, 4]]
-    assert [t.tolist() for t in readout_parts([3, 2], (4, 4), 1000)] == [[0, 1, 2, 3, 4]]
+    assert [t.tolist() for t in readout_parts([3, 2], (4, 4), None, 3, 127)] == [[0, 1, 2, 3, 4]]
+    assert [t.tolist() for t in readout_parts([3, 2], (4, 4), 1000, 3, 127)] == [[0, 1, 2, 3, 4]]
+    # 16 x 16 positions: 256 neurons a channel, 311 fit at T = 3 -> one channel a part, axons or not
+    assert [t.tolist() for t in readout_parts([3, 2], (16, 16), None, 3, 127)] == [[0], [1], [2], [3], [4]]
+    # T = 6 allows 139: one channel alone is wider, so one channel a part (not the whole readout)
+    assert len(readout_parts([3, 2], (16, 16), 4096, 6, 127)) == 5
+    assert len(readout_parts([3, 2], (16, 16), 4096, 3, 15)) == 1          # 4-bit FC: 2639 fit
+
+
+def test_saturation_free_fan_in_by_hand():
+    # T * ((n * w + 4096) << 6) <= 2^23 - 1: 3 * (311 * 127 + 4096) * 64 = 7,601,856 fits,
+    # 3 * (312 * 127 + 4096) * 64 = 8,394,240 does not
+    assert saturation_free_inputs(3, 127) == 311
+    assert 3 * ((311 * 127 + 4096) << 6) <= V_MAX < 3 * ((312 * 127 + 4096) << 6)
+    assert saturation_free_inputs(6, 127) == 139
+    assert part_limit(None, 3, 127, 256) == 311 and part_limit(200, 3, 127, 64) == 200
+    assert part_limit(4096, 6, 127, 250) == 250                             # at least one channel
+
+
+def test_a_split_readout_cannot_saturate():
+    """A readout of 2,048 source neurons at T = 3 is cut so that no part's worst case reaches the clip."""
+    from lsnn.compiler.report import readout_headroom
+
+    g = random_genotype(5, cells=1, C=8, T_max=3, input_shape=(2, 16, 16), num_classes=3)
+    g = dataclasses.replace(g, T=3)
+    with torch.no_grad():
+        net, _ = random_deploy_net(g, seed=5, batch=2, lif_mode="lava", readout_axon_limit=4096)
+    graph = compile_artifact(export_artifact(net, g), LOIHI2).graph
+    assert graph.readout_parts == len(net.readout.parts) > 1
+    head = readout_headroom(graph)
+    assert not head["may_saturate"] and head["worst_case_potential"] <= V_MAX
 
 
 @pytest.mark.lava
@@ -149,17 +191,18 @@ def test_compile_report_says_how_the_readout_was_split():
     other = compile_artifact(art, _narrow(200)).report
     assert other["readout_parts"]["matches_training"] is False
     assert "was trained for cores of 100 input axons" in format_table(other)
-    # trained for 2,000-axon cores, compiled for 4,096: neither splits this 1,024-input readout
+    # trained for 2,000-axon cores, compiled for 4,096: both cut this 1,024-input readout where it
+    # could saturate, not for axons, so the parts agree
     with torch.no_grad():
         wide, _ = random_deploy_net(g0, seed=1, batch=2, lif_mode="lava", readout_axon_limit=2000)
-    assert len(wide.readout.parts) == 1
+    assert len(wide.readout.parts) > 1
     same = compile_artifact(export_artifact(wide, g0), _narrow(4096)).report["readout_parts"]
-    assert same["parts"] == 1 and same["matches_training"] is True
+    assert same["parts"] == len(wide.readout.parts) and same["matches_training"] is True
 
 
-def test_placement_counts_only_the_parts_a_source_neuron_feeds():
+def test_placement_counts_only_the_part_a_source_neuron_feeds():
     """A readout part reads a run of channels: a source neuron needs output axons only for the
-    part that reads it, not for every part of its population (masked columns reach nothing)."""
+    core of the part that reads it, not for every core of the readout."""
     from lsnn.compiler.passes.place import _reach, plan_placement
     from lsnn.compiler.passes.sparsify import sparsify
 
@@ -167,9 +210,29 @@ def test_placement_counts_only_the_parts_a_source_neuron_feeds():
     s = sparsify(split_readout(_readout_graph(), prof), prof)
     plan = plan_placement(s, prof)
     plans = {p.name: plan.plan_of(p.name) for p in s.populations}
-    a_parts = [g for g in s.synapses if g.src == "A" and g.dst == "out"]
-    assert len(a_parts) == 2                                   # A's 3 channels: 2 in part 0, 1 in part 1
-    reached = np.stack([_reach(s, g, plans) for g in a_parts])          # (group, channel, position)
-    assert reached.shape == (2, 3, 16)
-    assert (reached[0, :2] >= 1).all() and (reached[0, 2] == 0).all()   # part 0 reads channels 0-1
-    assert (reached[1, :2] == 0).all() and (reached[1, 2] >= 1).all()   # part 1 reads channel 2
+    assert plans["out"].cores == 3                        # one part a core (see the test above)
+    a_out = next(g for g in s.synapses if g.name == "A.out")
+    reached = _reach(s, a_out, plans)                     # (channel, position)
+    assert reached.shape == (3, 16) and (reached == 1).all()
+    # a source neuron of a 1-channel part on 1 core reaches 1 core, the unsplit readout on 3 cores
+    # would have needed 3 output axons per neuron
+
+
+def test_emulator_runs_a_split_readout_as_a_sparse_product():
+    """The stacked part groups are mostly zeros: the emulator applies them as a sparse matrix,
+    with the same integers as the dense product."""
+    from lsnn.runtime.emulator.synapse_ops import SynapseOp
+
+    g = _readout_graph()
+    many = split_readout(g, _narrow(16))                  # one channel a part: 5 parts, >= 80 % zeros
+    assert many.readout_parts == 5
+    grp = next(x for x in many.synapses if x.name == "A.out")
+    op = SynapseOp(grp, many)
+    assert op.sparse_t is not None and op.wmat_int is None
+    rng = np.random.default_rng(0)
+    x = (rng.random((5, 4, 4, 3)) < 0.4).astype(np.uint8)
+    hwc = grp.weight.reshape(20, 3, 4, 4).transpose(0, 2, 3, 1).reshape(20, -1).astype(np.int64)
+    want = x.reshape(5, -1).astype(np.int64) @ hwc.T
+    assert np.array_equal(op(x).reshape(5, -1), want)
+    whole, split = Emulator(g).run(random_input(g, 4, seed=1)), Emulator(many).run(random_input(g, 4, seed=1))
+    assert np.array_equal(many.class_scores(split.readout_v), whole.readout_v.astype(np.int64))

@@ -452,12 +452,14 @@ def test_saturated_classes_tie_exactly_and_argmax_takes_the_first_like_the_chip(
     the very same float (the chip's potentials are equal; its host takes the first index)."""
     from lsnn.searcher.deploy.layers import Readout
 
-    r = Readout("readout", ["a"], [2], (16, 16), 3, clip_lava=True).eval()
+    # one channel of 1,024 positions: wider than the saturation-free fan-in, so one part
+    r = Readout("readout", ["a"], [1], (32, 32), 3, clip_lava=True, T=6).eval()
+    assert len(r.parts) == 1
     with torch.no_grad():
-        r.weight.copy_(torch.tensor([[0.9, 1.0], [1.0, 1.0], [-1.0, 0.5]]))
+        r.weight.copy_(torch.tensor([[0.9], [1.0], [-1.0]]))
         r.bias.zero_()
     T, B = 6, 1
-    acts = {"a": torch.ones(T * B, 2, 16, 16)}            # every input spikes at every step
+    acts = {"a": torch.ones(T * B, 1, 32, 32)}            # every input spikes at every step
     q = r.quant()
     w = q.w_int[0]
     assert w[0, 0] != w[1, 0]                               # different per-step input ...
