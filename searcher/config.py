@@ -55,6 +55,9 @@ class RunConfig:
     keep: str = "best_val"            # retraining: the epoch whose weights are saved: "best_val" or "last"
     float_epochs: int = 0             # retraining with lif_mode lava: first epochs with the float LIF
     prune_ramp_epochs: int = 0        # retraining: prune rate ramps 0 -> p over these epochs
+    distill_weight: float = 0.0       # retraining: weight of a float CNN teacher's soft targets (0: no teacher)
+    distill_temperature: float = 4.0  # retraining: softmax temperature of the distillation term
+    teacher_epochs: int = 12          # epochs of the float teacher (searcher/deploy/teacher.py), when used
     cost_weights: str = "relative"    # l1/l2 relative to the supernet's initial size / Bit-SynOps, or "absolute"
     seed: int = 0
     device: str = "cpu"
@@ -81,9 +84,11 @@ class RunConfig:
         for key in ("T", "C", "cells", "batch_size", "retrain_batch_size"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"{source}: '{key}' must be >= 1, got {getattr(self, key)}")
-        for key in ("search_epochs", "retrain_epochs", "psi_warmup_epochs"):
+        for key in ("search_epochs", "retrain_epochs", "psi_warmup_epochs", "teacher_epochs"):
             if int(getattr(self, key)) < 0:
                 raise ConfigError(f"{source}: '{key}' must be >= 0, got {getattr(self, key)}")
+        if self.distill_weight > 0 and self.teacher_epochs < 1:
+            raise ConfigError(f"{source}: 'distill_weight' > 0 needs 'teacher_epochs' >= 1, got {self.teacher_epochs}")
         if any(r < 0 or r >= self.cells for r in self.reductions):
             raise ConfigError(f"{source}: 'reductions' {self.reductions} must be cell indices in [0, {self.cells})")
         if self.p is not None and not 0.0 <= self.p < 1.0:

@@ -11,7 +11,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import yaml
@@ -57,13 +57,29 @@ def run_retrain_stage(cfg: RunConfig, genotype: Genotype, data: Splits, out: Pat
     augment = get_augment(cfg.augment)
     echo(f"retrain: C={C}, T={genotype.T}, bits per cell {[c.bits for c in genotype.cells]}, "
          f"p={genotype.prune_rate:g}, {cfg.retrain_epochs} epochs, augment {cfg.augment}")
+    teacher, teacher_info = _teacher(cfg, genotype, data, out, augment, echo)
     log_path = out / "retrain_log.jsonl"
     res = run_retrain(genotype, rcfg, data.train, data.val, data.test, out, resume=resume,
-                      on_epoch=lambda rec: append_epoch(log_path, rec), augment=augment)
+                      on_epoch=lambda rec: append_epoch(log_path, rec), augment=augment, teacher=teacher)
     history = read_log(log_path)
     if history:
         plot_retrain_history(history, out / "retrain_history.png")
-    return res, {"genotype": genotype}
+    return res, {"genotype": genotype, "teacher": teacher_info}
+
+
+def _teacher(cfg: RunConfig, genotype: Genotype, data: Splits, out: Path, augment: Any,
+             echo: Echo) -> tuple[Any, Optional[dict[str, Any]]]:
+    """The float CNN teacher when `distill_weight` > 0 (trained on the train split, saved as
+    teacher.pt so a resumed run distils from the same one), else (None, None)."""
+    if cfg.distill_weight <= 0:
+        return None, None
+    from lsnn.searcher.deploy.teacher import TeacherConfig, train_teacher
+
+    tcfg = TeacherConfig(epochs=cfg.teacher_epochs, seed=cfg.seed)
+    teacher, info = train_teacher(tcfg, data.train, data.val, genotype.num_classes, out, augment=augment)
+    echo(f"teacher: float CNN {list(tcfg.widths)}, {tcfg.epochs} epochs, val accuracy "
+         f"{info['val_acc']:.4f}; distillation weight {cfg.distill_weight:g}, temperature {cfg.distill_temperature:g}")
+    return teacher, {**info, "epochs": tcfg.epochs, "widths": list(tcfg.widths)}
 
 
 def _check_resume(cfg: RunConfig, cfg_path: Path) -> None:
@@ -97,6 +113,7 @@ def export_model(cfg: RunConfig, res: Any, genotype: Genotype, data: Splits, out
         train_info={"seed": cfg.seed, "epochs": cfg.retrain_epochs, "search_epochs": cfg.search_epochs,
                     "batch_size": cfg.retrain_batch_size, "preset": cfg.preset, **hp,
                     "cost_weights": cfg.cost_weights, "augment": cfg.augment, "strategy": cfg.strategy,
+                    "distill_weight": cfg.distill_weight,
                     "torch": str(torch.__version__), "lsnn": __version__})
     cost = artifact_cost(artifact)
     artifact["metrics"].update({k: cost[k] for k in ("model_size_bytes", "synops", "bit_synops", "energy_pj",
@@ -121,6 +138,8 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
     if resume and cfg_path.is_file():
         _check_resume(cfg, cfg_path)
     t0 = time.time()
+    if cfg.stage != "search":
+        retrain_config(cfg).validate()      # bad retraining settings fail here, not after the search
     data = load_splits(cfg)                 # bad data fails here, before the run directory exists
     atomic_write_text(cfg_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     echo(f"data: {cfg.dataset} train {len(data.train[1])}, val {len(data.val[1])}, test {len(data.test[1])}, "
@@ -139,6 +158,8 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
     res, extra = run_retrain_stage(cfg, genotype, data, out, resume, echo)
     retrain_seconds = round(time.time() - t_retrain, 1)
     model_path, summary = export_model(cfg, res, extra["genotype"], data, out)
+    if extra["teacher"] is not None:
+        summary["teacher"] = extra["teacher"]
     summary.update({"search_seconds": search_seconds, "retrain_seconds": retrain_seconds,
                     "wall_seconds": round(time.time() - t0, 1), "model": str(model_path)})
     write_json(out / "summary.json", summary)
