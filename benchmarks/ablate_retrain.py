@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -74,6 +73,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                              {**_GSC, "prune_rate": 0.0, "readout_axon_limit": 300, "C_scale": 2}),
     "gsc_wide_float_dense": ("the gsc recipe at retrain width x 2, float LIF, no pruning",
                              {**_GSC, "lif_mode": "float", "prune_rate": 0.0, "C_scale": 2}),
+    "gsc_kd": ("the gsc recipe + distillation from a float CNN teacher (w 0.5, t 4)",
+               {**_GSC, "distill_weight": 0.5}),
     "wide_ls_wd_kd": ("the digits recipe + distillation from a float CNN teacher (w 0.5, t 4)",
                       {"C_scale": 2, "label_smoothing": 0.1, "weight_decay": 1e-3, "distill_weight": 0.5}),
     "wide_ls_wd_kd9": ("the digits recipe + distillation (w 0.9, t 4)",
@@ -179,8 +180,9 @@ def main(argv: list[str] | None = None) -> None:
                   f"{100 * row['test_acc_last_epoch']:.2f} %)  (val {100 * row['best_val_acc']:.2f} % "
                   f"at epoch {row['best_epoch']}, train {100 * row['final_train_acc']:.1f} %, {row['seconds']} s)",
                   flush=True)
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("Model name")), "?")
+    from machine import cpu_description
+
+    model = cpu_description()
     out = {"dataset": a.dataset, "genotype": a.genotype, "epochs": a.epochs, "seeds": seeds, "jobs": a.jobs,
            "threads_per_job": 1, "cpu": model, "python": platform.python_version(), "rows": rows}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -17,22 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, run as a script)
 from torch.utils.flop_counter import FlopCounterMode
 
 RESULT = Path(__file__).resolve().parent / "results" / "retrain_speed.json"
-
-
-def _cpu_model() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")),
-                platform.processor())
 
 
 def _measure(step: Callable[[], None], iters: int, warmup: int) -> tuple[float, float]:
@@ -116,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{mode}: {rows[mode]['gflops_ratio_to_search']:.2f} x the search path's effective GFLOP/s")
     out = {"setting": {k: getattr(a, k) for k in ("C", "cells", "reductions", "batch", "T", "hw", "cin", "threads",
                                                   "iters")},
-           "cpu": _cpu_model(), "torch": torch.__version__, "python": platform.python_version(), "results": rows}
+           "cpu": cpu_model(), "torch": torch.__version__, "python": platform.python_version(), "results": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n")
 

@@ -20,18 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, run as a script)
+
 RESULT = Path(__file__).resolve().parent / "results" / "search_iter.json"
-
-
-def _cpu_model() -> str:
-    """The CPU's model name (lscpu's), for quoting absolute figures beside the machine."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _rss_gb() -> float:
@@ -134,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['rss_after_iter_gb']}; torch import {r['rss_after_import_gb']:.2f}), "
               f"{r['params']} params  [{time.perf_counter() - t0:.0f} s]", flush=True)
     result = {"setting": setting, "runs": runs, "load_avg_before": load_before, "load_avg_after": _load(),
-              "cpus": os.cpu_count(), "machine": _cpu_model(), "python": platform.python_version(),
+              "cpus": os.cpu_count(), "machine": cpu_model(), "python": platform.python_version(),
               "torch": runs[next(iter(runs))].get("torch"), "numpy": runs[next(iter(runs))].get("numpy")}
     if "shared" in runs and "naive" in runs:
         s, n = runs["shared"], runs["naive"]

@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import tempfile
 import time
 
@@ -19,6 +18,8 @@ import torch
 
 
 def measure(C: int, clips: int) -> dict:
+    from machine import cpu_description
+
     from lsnn.compiler.backend.netx import read_net, write_net
     from lsnn.compiler.pipeline import compile_artifact
     from lsnn.hw_profiles.profile import load_profile
@@ -58,7 +59,7 @@ def measure(C: int, clips: int) -> dict:
             "write_s": round(write_s, 2), "read_s": round(read_s, 2), "net_mb": round(size / 1e6, 3),
             "emulator_s": round(emu_s, 2), "clips": clips,
             "torch_vs_emulator": float((em.predictions == torch_pred).mean()),
-            "machine": platform.processor() or platform.machine()}
+            "machine": cpu_description()}
 
 
 def main() -> None:
