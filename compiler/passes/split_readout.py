@@ -9,7 +9,9 @@ allows: `contract.readout.part_limit`, the rule the lava-mode retraining models)
 the host adds the G partial potentials of each class before the argmax (`Graph.readout_parts`,
 neuron g * K + k is part g of class k). The bias goes into part 0 only, so the sum is the
 unsplit readout's potential exactly as long as no part reaches the 24-bit clip (the compile
-report's readout headroom gives each part's worst case). Pieces are whole channels: a
+report's readout headroom gives each part's worst case). Each incoming group stays one group
+(same name) into all G * K neurons, its rows stacked by part and masked off outside the part's
+channels (`_stacked_groups`; `Graph.unsplit` adds them back). Pieces are whole channels: a
 channel's H * W positions larger than the limit cannot be split (check_rules reports it).
 """
 from __future__ import annotations
@@ -83,4 +85,4 @@ def split_readout(graph: Graph, profile: Profile) -> Graph:
     new_ro = dataclasses.replace(ro, shape=(n * k, 1, 1), bias_mant=bias)
     pops = tuple(new_ro if p.name == ro.name else p for p in graph.populations)
     syns = tuple(stacked.get(s.name, s) for s in graph.synapses)
-    return graph.replace(populations=pops, synapses=tuple(syns), readout_parts=n)
+    return graph.replace(populations=pops, synapses=syns, readout_parts=n)
