@@ -77,8 +77,9 @@ def _teacher(cfg: RunConfig, genotype: Genotype, data: Splits, out: Path, augmen
 
     tcfg = TeacherConfig(epochs=cfg.teacher_epochs, seed=cfg.seed)
     teacher, info = train_teacher(tcfg, data.train, data.val, genotype.num_classes, out, augment=augment)
+    val = "n/a (no val split)" if info["val_acc"] is None else f"{info['val_acc']:.4f}"
     echo(f"teacher: float CNN {list(tcfg.widths)}, {tcfg.epochs} epochs, val accuracy "
-         f"{info['val_acc']:.4f}; distillation weight {cfg.distill_weight:g}, temperature {cfg.distill_temperature:g}")
+         f"{val}; distillation weight {cfg.distill_weight:g}, temperature {cfg.distill_temperature:g}")
     return teacher, {**info, "epochs": tcfg.epochs, "widths": list(tcfg.widths)}
 
 
