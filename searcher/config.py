@@ -57,6 +57,7 @@ class RunConfig:
     prune_ramp_epochs: int = 0        # retraining: prune rate ramps 0 -> p over these epochs
     distill_weight: float = 0.0       # retraining: weight of a float CNN teacher's soft targets (0: no teacher)
     distill_temperature: float = 4.0  # retraining: softmax temperature of the distillation term
+    recalibrate_samples: int = 0      # retraining: re-estimate BN statistics for the deployed form on this many samples at the freeze switch
     teacher_epochs: int = 12          # epochs of the float teacher (searcher/deploy/teacher.py), when used
     cost_weights: str = "relative"    # l1/l2 relative to the supernet's initial size / Bit-SynOps, or "absolute"
     seed: int = 0

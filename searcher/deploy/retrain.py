@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from lsnn.errors import ConfigError
 from lsnn.searcher import checkpoint as ckpt
 from lsnn.searcher.deploy.net import DeployNet
+from lsnn.searcher.deploy.recalibrate import recalibrate_bn
 from lsnn.searcher.deploy.schedule import apply_phase, lr_at, phase_at
 from lsnn.searcher.deploy.teacher import distill_loss
 from lsnn.searcher.space.genotype import Genotype
@@ -86,6 +87,8 @@ class RetrainConfig:
     keep: str = "best_val"               # weights kept: the best val epoch's (first on ties) or the "last" epoch's
     distill_weight: float = 0.0          # weight of a float teacher's soft targets (deploy.teacher); 0: none
     distill_temperature: float = 4.0     # softmax temperature of the distillation term
+    recalibrate_samples: int = 0         # at the switch to the frozen form: re-estimate BN statistics
+    #                                      on this many training samples (deploy.recalibrate); 0: off
 
     def validate(self) -> "RetrainConfig":
         for k in ("batch_size", "eval_batch_size"):
@@ -106,6 +109,8 @@ class RetrainConfig:
         if not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0:
             raise ConfigError(f"retrain: 'distill_weight' must be in [0, 1] and 'distill_temperature' > 0, got "
                               f"{self.distill_weight}, {self.distill_temperature}")
+        if self.recalibrate_samples < 0 or self.recalibrate_samples == 1:
+            raise ConfigError(f"retrain: 'recalibrate_samples' must be 0 (off) or >= 2, got {self.recalibrate_samples}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"retrain: 'label_smoothing' must be in [0, 1), got {self.label_smoothing}")
         for k in ("warmup_epochs", "float_epochs", "prune_ramp_epochs"):
@@ -289,6 +294,14 @@ def _train_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, epo
     return loss_sum / seen, correct / seen, {k: v / seen for k, v in rate_sum.items()}
 
 
+def _recalibrate(net: DeployNet, cfg: RetrainConfig, train: Split, epoch: int, device: torch.device) -> None:
+    """BN statistics for the deployed form from a seeded sample of the training split (no augmentation)."""
+    x_tr = train[0]
+    n = min(cfg.recalibrate_samples, len(x_tr))
+    idx = np.sort(np.random.default_rng([cfg.seed, epoch, 2]).permutation(len(x_tr))[:n])
+    recalibrate_bn(net, torch.from_numpy(np.ascontiguousarray(x_tr[idx], dtype=np.float32)).to(device))
+
+
 def _run_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, val: Optional[Split], epoch: int,
                augment: Optional[Augment], device: torch.device, prog: _Progress,
                teacher: Optional[torch.nn.Module] = None) -> dict[str, Any]:
@@ -299,6 +312,8 @@ def _run_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, val: 
     apply_phase(net, phase, cfg.learn_mask)
     for g in opt.param_groups:
         g["lr"] = phase.lr * g.get("lr_scale", 1.0)
+    if cfg.recalibrate_samples > 0 and phase.frozen and epoch == cfg.epochs - cfg.n_freeze:
+        _recalibrate(net, cfg, train, epoch, device)
     loss, train_acc, train_rates = _train_epoch(net, opt, cfg, train, epoch, augment, device, teacher)
     rec: dict[str, Any] = {"epoch": epoch + 1, "loss": loss, "train_acc": train_acc, "val_acc": None, "lr": phase.lr,
                            "bn_frozen": phase.frozen, "mask_frozen": phase.frozen or not cfg.learn_mask,
