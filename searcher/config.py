@@ -39,6 +39,7 @@ class RunConfig:
     retrain_batch_size: int = 50
     retrain_lr: float = 0.025         # SGD lr of retraining, cosine to 0 (paper: 0.025)
     psi_warmup_epochs: int = 2
+    max_skips: int | None = None      # decoding: at most this many skip edges per cell (P-DARTS); None: no cap
     arch_lr: float = 3e-4             # Adam lr of alpha, beta, mask scores, psi (paper: 3e-4)
     arch_data: str = "same"
     differentiable_rate: bool = False
@@ -88,6 +89,8 @@ class RunConfig:
         for key in ("search_epochs", "retrain_epochs", "psi_warmup_epochs", "teacher_epochs"):
             if int(getattr(self, key)) < 0:
                 raise ConfigError(f"{source}: '{key}' must be >= 0, got {getattr(self, key)}")
+        if self.max_skips is not None and self.max_skips < 0:
+            raise ConfigError(f"{source}: 'max_skips' must be >= 0, got {self.max_skips}")
         if self.distill_weight > 0 and self.teacher_epochs < 1:
             raise ConfigError(f"{source}: 'distill_weight' > 0 needs 'teacher_epochs' >= 1, got {self.teacher_epochs}")
         if any(r < 0 or r >= self.cells for r in self.reductions):

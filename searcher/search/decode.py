@@ -5,6 +5,9 @@ source index) and give each its strongest op. Per cell: bits = the candidate of 
 T = argmax psi + 1. Exact ties in beta or psi (e.g. psi still uniform after its warm-up) go to
 the larger bitwidth / longer T: without evidence, do not compress. The prune rate is the
 search's p; the masks themselves stay in the supernet (`extract_masks` hands them to the retrainer).
+`max_skips` (P-DARTS' rule, Chen et al. 2019) caps the skip edges a cell keeps: the ones with the
+largest skip probability stay, the others take their best other op, against the collapse of a
+short search into parameter-free cells.
 """
 from __future__ import annotations
 
@@ -34,8 +37,9 @@ def _softmax(a: np.ndarray) -> np.ndarray:
 
 
 def decode_cell(alpha: Any, beta: Any, reduction: bool, steps: int = STEPS,
-                bits: Sequence[int] = SEARCH_BITS) -> CellGene:
-    """One CellGene from a cell's alpha logits [edges, ops] and beta logits [bits]."""
+                bits: Sequence[int] = SEARCH_BITS, max_skips: int | None = None) -> CellGene:
+    """One CellGene from a cell's alpha logits [edges, ops] and beta logits [bits] (at most
+    `max_skips` skip edges when given)."""
     a = np.asarray(alpha, dtype=np.float64)
     edges = edge_list(steps)
     if a.shape != (len(edges), len(OP_NAMES)):
@@ -44,27 +48,38 @@ def decode_cell(alpha: Any, beta: Any, reduction: bool, steps: int = STEPS,
     if b.shape != (len(bits),):
         raise ConfigError(f"beta must have {len(bits)} entries, got {list(b.shape)}")
     probs = _softmax(a)
-    nodes = []
+    kept: list[list[tuple[int, int]]] = []     # per node: (edge index, source) in source order
     for j in range(steps):
         cand = [(e, i) for e, (i, jj) in enumerate(edges) if jj == j]
         ranked = sorted(cand, key=lambda ei: (-probs[ei[0]].max(), ei[1]))[:KEEP_EDGES]
-        nodes.append(tuple(Edge(OP_NAMES[int(np.argmax(probs[e]))], i) for e, i in sorted(ranked, key=lambda ei: ei[1])))
-    return CellGene(reduction=reduction, bits=int(bits[last_argmax(b)]), nodes=tuple(nodes))
+        kept.append(sorted(ranked, key=lambda ei: ei[1]))
+    ops = {e: int(np.argmax(probs[e])) for node in kept for e, _ in node}
+    if max_skips is not None:
+        skip = OP_NAMES.index("skip")
+        skips = sorted((e for e, o in ops.items() if o == skip), key=lambda e: (-probs[e, skip], e))
+        for e in skips[max(int(max_skips), 0):]:
+            others = probs[e].copy()
+            others[skip] = -np.inf
+            ops[e] = int(np.argmax(others))
+    nodes = tuple(tuple(Edge(OP_NAMES[ops[e]], i) for e, i in node) for node in kept)
+    return CellGene(reduction=reduction, bits=int(bits[last_argmax(b)]), nodes=nodes)
 
 
 def decode_arrays(alphas: Sequence[Any], betas: Sequence[Any], psi: Any, reductions: Sequence[int], C: int,
                   prune_rate: float, num_classes: int, input_shape: Sequence[int],
-                  aux_cell: int | None = None, meta: dict[str, Any] | None = None) -> Genotype:
+                  aux_cell: int | None = None, meta: dict[str, Any] | None = None,
+                  max_skips: int | None = None) -> Genotype:
     """A Genotype from the architecture parameters (logits) of every cell and psi."""
     if len(alphas) != len(betas):
         raise ConfigError(f"{len(alphas)} alpha arrays but {len(betas)} beta arrays")
-    cells = tuple(decode_cell(a, b, k in set(reductions)) for k, (a, b) in enumerate(zip(alphas, betas)))
+    cells = tuple(decode_cell(a, b, k in set(reductions), max_skips=max_skips)
+                  for k, (a, b) in enumerate(zip(alphas, betas)))
     T = last_argmax(psi) + 1
     return Genotype(cells=cells, T=T, C=int(C), prune_rate=float(prune_rate), num_classes=int(num_classes),
                     input_shape=tuple(int(v) for v in input_shape), aux_cell=aux_cell, meta=dict(meta or {}))
 
 
-def decode(net: Supernet, aux_cell: int | None | str = "auto") -> Genotype:
+def decode(net: Supernet, aux_cell: int | None | str = "auto", max_skips: int | None = None) -> Genotype:
     """The Genotype of a supernet; aux_cell "auto": the Table 1 choice (Cell6 CIFAR, Cell5 GSC, else None)."""
     with torch.no_grad():
         alphas = [c.alpha.detach().cpu().double().numpy() for c in net.cells]
@@ -77,7 +92,7 @@ def decode(net: Supernet, aux_cell: int | None | str = "auto") -> Genotype:
             "beta_softmax": [_softmax(b).tolist() for b in betas],
             "conv_share": [_softmax(a)[:, CONV].tolist() for a in alphas]}
     return decode_arrays(alphas, betas, psi, net.reductions, net.C, net.prune_rate, net.num_classes,
-                         net.input_shape, aux_cell, meta)
+                         net.input_shape, aux_cell, meta, max_skips)
 
 
 @torch.no_grad()

@@ -81,6 +81,7 @@ class SearchConfig:
     fixed_bits: int | None = None    # fix beta at these bits (no bit search): the sequential baseline
     fixed_T: int | None = None       # fix psi at this T (no timestep search)
     fixed_masks: bool = False        # keep the mask scores at their init (with p = 0: no mask)
+    max_skips: int | None = None     # decoding: at most this many skip edges per cell (P-DARTS); None: no cap
     progress: bool = True
     tune_malloc: bool = True
 
@@ -88,6 +89,8 @@ class SearchConfig:
         for key in ("T", "C", "cells", "epochs", "batch_size", "eval_batch_size"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"search config: '{key}' must be >= 1, got {getattr(self, key)}")
+        if self.max_skips is not None and self.max_skips < 0:
+            raise ConfigError(f"search config: 'max_skips' must be >= 0, got {self.max_skips}")
         if self.psi_warmup_epochs < 0:
             raise ConfigError(f"search config: 'psi_warmup_epochs' must be >= 0, got {self.psi_warmup_epochs}")
         if not 0.0 <= self.p < 1.0:
@@ -344,7 +347,7 @@ def run_search(cfg: SearchConfig, train: Any, val: Any, out_dir: str | Path, res
         save_checkpoint(ckpt_path, cfg, net, wopt, sched, aopt, epoch + 1, history)
         if on_epoch is not None:
             on_epoch(rec)
-    return SearchResult(decode(net), history, net)
+    return SearchResult(decode(net, max_skips=cfg.max_skips), history, net)
 
 
 def _epoch_record(net: Supernet, epoch: int, acc: dict[str, float], iters: int, train_acc: float,

@@ -101,7 +101,7 @@ def run_sequential(cfg: RunConfig, data: Splits, out: Path, resume: bool, echo: 
     l1, l2 = absolute_weights(hp["l1"], hp["l2"], cfg.cost_weights, initial_costs(net, x[:cfg.batch_size]))
     bits_steps = choose_bits(net, x, y, l1, l2)
     t_steps = choose_T(net, x, y, l1, l2)
-    g = decode(net)
+    g = decode(net, max_skips=scfg.max_skips)
     steps: dict[str, Any] = {"p": hp["p"], "l1": hp["l1"], "l2": hp["l2"], "cost_weights": cfg.cost_weights,
                              "bits_objective": bits_steps, "T_objective": t_steps}
     write_json(out / "sequential.json", steps)

@@ -30,6 +30,8 @@ def test_invalid_values():
         build_config("digits", {}, {"reductions": [5]})
     with pytest.raises(ConfigError, match="stage 'retrain' needs a genotype file"):
         build_config("digits", {}, {"stage": "retrain"})
+    with pytest.raises(ConfigError, match="'max_skips' must be >= 0"):
+        build_config("digits", {"max_skips": -1}, {})
     with pytest.raises(ConfigError, match="'p' \\(prune rate\\) must be in \\[0, 1\\)"):
         build_config("digits", {}, {"p": 1.5})
 

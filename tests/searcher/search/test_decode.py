@@ -35,6 +35,24 @@ def test_decode_cell_keeps_two_strongest_edges_and_ops():
     assert all(len(n) == 2 for n in gene.nodes)
 
 
+def test_max_skips_keeps_the_most_likely_skips_and_converts_the_rest():
+    """crafted_alpha decodes to 4 skips: x3->2 (p .88), x2->3 (.98), x1->0 and x1->1 (.73 each)."""
+    free = decode_cell(crafted_alpha(), [0, 0, 1], reduction=False)
+    assert sum(e.op == "skip" for n in free.nodes for e in n) == 4
+    two = decode_cell(crafted_alpha(), [0, 0, 1], reduction=False, max_skips=2)
+    assert two.nodes == ((Edge("conv3x3", 0), Edge("conv3x3", 1)), (Edge("conv3x3", 1), Edge("conv3x3", 2)),
+                         (Edge("conv3x3", 0), Edge("skip", 3)), (Edge("skip", 2), Edge("conv3x3", 4)))
+    three = decode_cell(crafted_alpha(), [0, 0, 1], reduction=False, max_skips=3)   # tie: the lower edge index stays
+    assert three.nodes[0] == (Edge("conv3x3", 0), Edge("skip", 1))
+    assert three.nodes[1] == (Edge("conv3x3", 1), Edge("conv3x3", 2))
+    assert decode_cell(crafted_alpha(), [0, 0, 1], reduction=False, max_skips=4) == free
+    none = decode_cell(crafted_alpha(), [0, 0, 1], reduction=False, max_skips=0)
+    assert all(e.op == "conv3x3" for n in none.nodes for e in n)
+    g = decode_arrays([crafted_alpha()] * 2, [[0, 0, 1]] * 2, [0.0, 1.0], reductions=[1], C=4, prune_rate=0.5,
+                      num_classes=3, input_shape=(1, 8, 8), max_skips=2)
+    assert all(c.nodes == two.nodes for c in g.cells)
+
+
 def test_decode_arrays_T_bits_aux_and_roundtrip():
     psi = [0.0, 0.2, 1.5, 0.3]
     g = decode_arrays([crafted_alpha()] * 3, [[5, 0, 0], [0, 5, 0], [0, 0, 5]], psi, reductions=[1], C=8,

@@ -142,3 +142,11 @@ def test_presets():
     assert (PRESETS["large"].p, PRESETS["small"].p, PRESETS["gsc"].p) == (0.5, 0.9, 0.7)
     with pytest.raises(ConfigError, match="unknown preset 'tiny'.*large, medium, small, gsc"):
         get_preset("tiny")
+
+
+def test_max_skips_caps_the_decoded_skips(tmp_path):
+    tr, va = split(*stripes())
+    res = run_search(cfg(epochs=1, max_skips=0), tr, va, tmp_path / "a")
+    assert all(e.op == "conv3x3" for c in res.genotype.cells for n in c.nodes for e in n)
+    with pytest.raises(ConfigError, match="'max_skips' must be >= 0"):
+        cfg(max_skips=-1).validate()
