@@ -39,6 +39,7 @@ class RunConfig:
     retrain_batch_size: int = 50
     retrain_lr: float = 0.025         # SGD lr of retraining, cosine to 0 (paper: 0.025)
     psi_warmup_epochs: int = 2
+    arch_warmup_epochs: int = 0       # search: first epochs train the weights only (the architecture waits)
     max_skips: int | None = None      # decoding: at most this many skip edges per cell (P-DARTS); None: no cap
     arch_lr: float = 3e-4             # Adam lr of alpha, beta, mask scores, psi (paper: 3e-4)
     arch_data: str = "same"
@@ -86,7 +87,7 @@ class RunConfig:
         for key in ("T", "C", "cells", "batch_size", "retrain_batch_size"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"{source}: '{key}' must be >= 1, got {getattr(self, key)}")
-        for key in ("search_epochs", "retrain_epochs", "psi_warmup_epochs", "teacher_epochs"):
+        for key in ("search_epochs", "retrain_epochs", "psi_warmup_epochs", "arch_warmup_epochs", "teacher_epochs"):
             if int(getattr(self, key)) < 0:
                 raise ConfigError(f"{source}: '{key}' must be >= 0, got {getattr(self, key)}")
         if self.max_skips is not None and self.max_skips < 0:

@@ -4,7 +4,8 @@ Per iteration: step 1, forward + Eq. 15 + backward, SGD on the weights (conv/FC 
 thresholds); step 2, a second forward with the updated weights, Eq. 15, Adam on alpha, beta,
 the mask scores and psi together. `arch_data="same"` reuses the step-1 batch (the paper's code,
 default); "heldout" draws it from a held-out half of the training data (DARTS). psi stays uniform
-(not updated) for `psi_warmup_epochs`. The epoch's data order depends only on (seed, epoch), and
+(not updated) for `psi_warmup_epochs`; with `arch_warmup_epochs` every architecture parameter
+waits and the first epochs run step 1 only (a weight warm-up, as DARTS-family searches use). The epoch's data order depends only on (seed, epoch), and
 the checkpoint written after every epoch holds everything else, so a resumed run continues
 exactly where it stopped.
 """
@@ -60,6 +61,7 @@ class SearchConfig:
     device: str = "cpu"
     num_threads: int | None = None
     psi_warmup_epochs: int = 5
+    arch_warmup_epochs: int = 0      # first epochs with the weight step only (alpha, beta, masks, psi wait)
     arch_data: str = "same"          # "same" (paper's code) or "heldout" (DARTS)
     differentiable_rate: bool = False
     w_lr: float = 0.025
@@ -91,8 +93,9 @@ class SearchConfig:
                 raise ConfigError(f"search config: '{key}' must be >= 1, got {getattr(self, key)}")
         if self.max_skips is not None and self.max_skips < 0:
             raise ConfigError(f"search config: 'max_skips' must be >= 0, got {self.max_skips}")
-        if self.psi_warmup_epochs < 0:
-            raise ConfigError(f"search config: 'psi_warmup_epochs' must be >= 0, got {self.psi_warmup_epochs}")
+        for key in ("psi_warmup_epochs", "arch_warmup_epochs"):
+            if int(getattr(self, key)) < 0:
+                raise ConfigError(f"search config: '{key}' must be >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.p < 1.0:
             raise ConfigError(f"search config: 'p' (prune rate) must be in [0, 1), got {self.p}")
         if self.l1 < 0 or self.l2 < 0:
@@ -174,9 +177,10 @@ def _set_trainable(params: list[torch.nn.Parameter], flag: bool) -> None:
 
 def search_iteration(net: Supernet, xw: torch.Tensor, yw: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor,
                      cfg: SearchConfig, wopt: torch.optim.Optimizer, aopt: torch.optim.Optimizer,
-                     train_psi: bool = True) -> dict[str, Any]:
+                     train_psi: bool = True, train_arch: bool = True) -> dict[str, Any]:
     """One joint-optimisation iteration; returns the step-1 loss terms, logits and per-step rates
-    ([populations, T]: stem, then x_0, x_1 and the nodes of every cell)."""
+    ([populations, T]: stem, then x_0, x_1 and the nodes of every cell). Without `train_arch`
+    only step 1 runs (the weight warm-up)."""
     weights, arch = net.weight_parameters(), net.arch_parameters()
     # step 1: weights
     _set_trainable(arch, False)
@@ -194,6 +198,8 @@ def search_iteration(net: Supernet, xw: torch.Tensor, yw: torch.Tensor, xa: torc
              "logits": out.logits.detach(),
              "rates": torch.cat([out.stem_rate.detach().view(1, -1)] + [r.detach() for r in out.cell_rates])}
     del terms, out
+    if not train_arch:
+        return stats
     # step 2: architecture (alpha, beta, scores, psi) on the updated weights
     _set_trainable(weights, False)
     _set_trainable(arch, True)
@@ -283,6 +289,7 @@ def _search_epoch(net: Supernet, cfg: SearchConfig, xtr: torch.Tensor, ytr: torc
     order_w = w_idx[_epoch_order(len(w_idx), cfg.seed, epoch)]
     order_a = order_w if cfg.arch_data == "same" else a_idx[_epoch_order(len(a_idx), cfg.seed + 7919, epoch)]
     train_psi = epoch >= cfg.psi_warmup_epochs
+    train_arch = epoch >= cfg.arch_warmup_epochs
     acc = {k: 0.0 for k in ("loss", "ce", "mem_bits", "synops", "bit_synops", "spike_rate")}
     correct = 0
     seen = 0
@@ -297,7 +304,7 @@ def _search_epoch(net: Supernet, cfg: SearchConfig, xtr: torch.Tensor, ytr: torc
             s0 = (it * bs) % max(1, len(order_a) - bs + 1)
             ia = order_a[s0:s0 + bs]
             xa, ya = xtr[ia].to(device), ytr[ia].to(device)
-        st = search_iteration(net, xw, yw, xa, ya, cfg, wopt, aopt, train_psi)
+        st = search_iteration(net, xw, yw, xa, ya, cfg, wopt, aopt, train_psi, train_arch)
         for k in ("loss", "ce", "mem_bits", "synops", "bit_synops"):
             acc[k] += st[k]
         acc["spike_rate"] += _mean_rate(st["rates"], sizes)

@@ -150,3 +150,19 @@ def test_max_skips_caps_the_decoded_skips(tmp_path):
     assert all(e.op == "conv3x3" for c in res.genotype.cells for n in c.nodes for e in n)
     with pytest.raises(ConfigError, match="'max_skips' must be >= 0"):
         cfg(max_skips=-1).validate()
+
+
+def test_arch_warmup_trains_weights_only_then_everything(tmp_path):
+    tr, va = split(*stripes())
+    torch.manual_seed(0)
+    init = build_supernet(cfg(), (1, 8, 8), 4)
+    before = [p.detach().clone() for p in init.arch_parameters()]
+    res = run_search(cfg(epochs=1, arch_warmup_epochs=1), tr, va, tmp_path / "w")
+    assert all(torch.equal(a, b) for a, b in zip(before, res.net.arch_parameters()))
+    # the weights take exactly the steps they take when the architecture step has lr 0
+    still = run_search(cfg(epochs=1, a_lr=0.0), tr, va, tmp_path / "s")
+    assert all(torch.equal(a, b) for a, b in zip(still.net.weight_parameters(), res.net.weight_parameters()))
+    res2 = run_search(cfg(epochs=2, arch_warmup_epochs=1), tr, va, tmp_path / "w2")
+    assert not all(torch.equal(a, b) for a, b in zip(before, res2.net.arch_parameters()))
+    with pytest.raises(ConfigError, match="'arch_warmup_epochs' must be >= 0"):
+        cfg(arch_warmup_epochs=-1).validate()
