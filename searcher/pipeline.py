@@ -132,6 +132,8 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
     """Run the stages cfg.stage asks for and write the run directory."""
     import torch
 
+    from lsnn.machine import cpu_description
+
     out = Path(cfg.out_dir)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -162,6 +164,9 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
     if extra["teacher"] is not None:
         summary["teacher"] = extra["teacher"]
     summary.update({"search_seconds": search_seconds, "retrain_seconds": retrain_seconds,
-                    "wall_seconds": round(time.time() - t0, 1), "model": str(model_path)})
+                    "wall_seconds": round(time.time() - t0, 1), "model": str(model_path),
+                    "train_samples": len(data.train[1]), "val_samples": len(data.val[1]),
+                    "test_samples": len(data.test[1]), "cpu": cpu_description(),
+                    "threads": torch.get_num_threads()})
     write_json(out / "summary.json", summary)
     return PipelineResult(out, extra["genotype"], model_path, summary, net=res.net, test=data.test, started=t0)
