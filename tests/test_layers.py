@@ -13,7 +13,7 @@ PACKAGES = {"lsnn": "lsnn", "lsnn.searcher": "searcher", "lsnn.compiler": "compi
             "lsnn.runtime": "runtime", "lsnn.hw_profiles": "hw_profiles"}
 # a module's layer is the longest prefix listed; it may import its own layer and those below
 LAYER = {
-    "lsnn.errors": 0, "lsnn.io": 0,
+    "lsnn.errors": 0, "lsnn.io": 0, "lsnn.machine": 0,
     "lsnn.contract": 1, "lsnn.data": 1, "lsnn.cost_model": 1,
     "lsnn.hw_profiles": 2,
     "lsnn.searcher": 3, "lsnn.compiler": 3,
