@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from lsnn.errors import ConfigError
 from lsnn.searcher.deploy.layers import Population
 from lsnn.searcher.deploy.net import DeployNet
 
@@ -29,7 +30,7 @@ def recalibrate_bn(net: DeployNet, x: torch.Tensor, passes: int = PASSES) -> Non
     Leaves `net` with BN frozen (the deployed form) and in the train/eval mode it was in; the
     weights, masks and thresholds are not touched."""
     if x.shape[0] < 2:
-        raise ValueError("recalibrate_bn: need at least 2 samples for batch statistics")
+        raise ConfigError(f"recalibrate_bn: need at least 2 samples for batch statistics, got {x.shape[0]}")
     was_training = net.training
     net.train()
     net.set_bn_frozen(True)

@@ -312,7 +312,7 @@ def _run_epoch(net: DeployNet, opt: Any, cfg: RetrainConfig, train: Split, val: 
     apply_phase(net, phase, cfg.learn_mask)
     for g in opt.param_groups:
         g["lr"] = phase.lr * g.get("lr_scale", 1.0)
-    if cfg.recalibrate_samples > 0 and phase.frozen and epoch == cfg.epochs - cfg.n_freeze:
+    if cfg.recalibrate_samples > 0 and epoch == cfg.epochs - cfg.n_freeze:   # the first frozen epoch
         _recalibrate(net, cfg, train, epoch, device)
     loss, train_acc, train_rates = _train_epoch(net, opt, cfg, train, epoch, augment, device, teacher)
     rec: dict[str, Any] = {"epoch": epoch + 1, "loss": loss, "train_acc": train_acc, "val_acc": None, "lr": phase.lr,

@@ -104,5 +104,5 @@ def test_run_retrain_recalibrates_once_at_the_freeze_switch(tmp_path, monkeypatc
 def test_bad_sample_counts_are_refused(n):
     with pytest.raises(ConfigError, match="recalibrate_samples"):
         RetrainConfig(recalibrate_samples=n).validate()
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="at least 2 samples"):
         recalibrate_bn(_trained_net(), torch.from_numpy(data(1, 0)[0]))
