@@ -5,10 +5,11 @@ Two schedules of the same integer arithmetic (docs/SEMANTICS.md sections 3-4):
 - `Emulator.run` ("ideal time", the fast path): no pipeline delay, as the trained model runs. The
   net is feed-forward, so each population is computed for all T steps of a batch of samples at
   once: when its spikes exist it pushes them through its outgoing synapse groups into its
-  destinations' int32 inputs, then each destination runs the LIF recurrence over T. Two backends
-  of identical integers: "fast" (conv groups leaving one population with one geometry as one
-  torch float32 convolution, exact because every partial sum is an integer below 2^24, checked
-  per group; the LIF as compiled numba kernels, `kernels`) and "numpy" (the reference: one
+  destinations' int32 inputs (`pending`), then each destination runs the LIF recurrence over T.
+  Two backends of identical integers: "fast" (conv groups leaving one population with one
+  geometry as one convolution: oneDNN's int8 kernel on spikes (`int8_conv`), else torch float32;
+  exact because every partial sum is an integer below 2^24, checked per group; the LIF as
+  compiled numba kernels, `kernels`) and "numpy" (the reference: one
   im2col GEMM per group in float32/float64, the LIF in `lsnn.contract.chip`). Where the group bounds prove
   that no current decay or 24-bit wrap can occur, both use an exact float64 form of the LIF.
   Groups fed by the (static) input are computed once per sample and reused at every step.
@@ -46,11 +47,12 @@ from lsnn.runtime.emulator.parallel import (
     torch_single_threaded,
     worker_setup,
 )
+from lsnn.runtime.emulator.pending import PendingInputs
 from lsnn.runtime.emulator.synapse_ops import SynapseOp, fuse_by_source
 from lsnn.runtime.netgraph import check_input_int, check_runnable, input_is_graded
 from lsnn.runtime.results import EmulatorResult, PipelineTrace
 
-CACHE_BYTES = 5 * 2 ** 19       # a core's cache share for the largest population's input (see __init__)
+CACHE_BYTES = 8 * 2 ** 20       # the largest population's input per batch (see __init__)
 _LIF_CHUNK = 2 ** 16            # neurons per LIF update call (cache-sized, ~1.3x faster)
 
 
@@ -102,8 +104,8 @@ class Emulator:
     def __init__(self, graph: Graph, *, max_batch: int = 256, act_budget_bytes: int = 96 * 2 ** 20,
                  cache_bytes: int = CACHE_BYTES, backend: str = "auto", synapse_form: str = "dense",
                  threads: Optional[int] = None) -> None:
-        """`backend`: "fast" (conv groups fused per source as exact float32 torch convolutions,
-        compiled numba LIF), "numpy" (the reference: one im2col GEMM per group, array LIF), or
+        """`backend`: "fast" (conv groups fused per source as one exact convolution, oneDNN int8
+        on spikes or float32 torch, compiled numba LIF), "numpy" (the reference: one im2col GEMM per group, array LIF), or
         "auto" (fast when torch and numba import). Both give identical integers. `synapse_form`
         (fast backend, groups leaving a population): "dense" (default: measured fastest overall,
         benchmarks/bench_runtime.py), "measure" (each group in the form, dense or event-driven
@@ -140,8 +142,9 @@ class Emulator:
                      for p in graph.populations}
         # batch size: the workspace (int32 input and uint8 spikes of every population) and the
         # widest fused conv output (float32 + int32), over T x batch, within budget (im2col is
-        # chunked separately); and the largest population's int32 input within a core's cache,
-        # where it stays between the synapses that write it and the LIF that reads it
+        # chunked separately); and the largest population's int32 input within `cache_bytes`.
+        # Measured on the CIFAR-size net of benchmarks/bench_runtime.py (2-core Xeon, int8
+        # convs, 2 workers): batch 8 294, 17 339, 23 368-381, 46 349 samples/s
         sizes = [int(np.prod(p.shape)) for p in graph.populations]
         per_sample = self.T * (5 * sum(sizes) + 8 * max(sizes))
         self.batch = int(max(1, min(max_batch, act_budget_bytes // max(per_sample, 1),
@@ -239,7 +242,7 @@ class Emulator:
                                 "spikes": {k: np.zeros(v, np.uint8) for k, v in shapes.items()}}
         return self._ws[worker]
 
-    def _push(self, src: str, x: np.ndarray, pending: dict[str, np.ndarray], reps: int) -> None:
+    def _push(self, src: str, x: np.ndarray, pending: PendingInputs, reps: int) -> None:
         """Add what population (or input) `src` sends, x [M, H, W, C], into the pending int32
         inputs [reps * M, ...] of its destinations (Lava's InPort sum; int32 addition wraps like
         it). `reps` = T for the static input (one result, every step), 1 otherwise."""
@@ -261,14 +264,12 @@ class Emulator:
         if not input_is_graded(g):
             x_hwc = (x_hwc != 0).astype(np.uint8)                            # binary payload
         ws = self._workspace(worker)
-        pending = {name: buf[:T * bsz] for name, buf in ws["pending"].items()}
-        for buf in pending.values():
-            buf.fill(0)
+        pending = PendingInputs({name: buf[:T * bsz] for name, buf in ws["pending"].items()})
         self._push(INPUT_NAME, x_hwc, pending, T)
         readout_trace = np.zeros((bsz, T, g.population(g.readout).shape[0]), dtype=np.int32)
         for p in g.populations:
             c, h, w = p.shape
-            a = pending.pop(p.name).reshape(T, bsz, h, w, c)
+            a = pending.take(p.name).reshape(T, bsz, h, w, c)
             s = ws["spikes"][p.name][:T * bsz].reshape(T, bsz, h, w, c)
             is_readout = p.name == g.readout
             tr = self._lif(p.name, a, s, is_readout)

@@ -17,20 +17,31 @@ from typing import Optional, Union
 
 import numpy as np
 
+from lsnn.runtime.emulator.pending import PendingInputs
 from lsnn.runtime.emulator.synapse_ops import FusedConv, SynapseOp
 
 TUNE_MIN_ROWS = 8          # rows (samples x steps) a batch needs before it is worth timing
-Pending = dict[str, np.ndarray]
 
 
-def add_dense(item: Union[FusedConv, SynapseOp], x: np.ndarray, pending: Pending, reps: int) -> None:
+def add_dense(item: Union[FusedConv, SynapseOp], x: np.ndarray, pending: PendingInputs, reps: int) -> None:
     """Add what the dense form of `item` sends for x [M, H, W, C] into the int32 inputs of its
     destinations ([reps * M, ...]: `reps` = T for the static input, 1 otherwise)."""
-    pairs = item(x) if isinstance(item, FusedConv) else [(item, item(x))]
-    for op, y in pairs:
-        buf = pending[op.dst]
-        view = buf.reshape((reps, y.shape[0]) + buf.shape[1:])
-        view[..., op.offset:op.offset + op.channels] += y[None]
+    if isinstance(item, FusedConv):
+        from lsnn.runtime.emulator.kernels import put_f32
+
+        for op, y in item.split(item.raw(x)):          # float32 integers: converted while stored
+            buf, fresh = pending.slot(op.dst, op.offset, op.channels)
+            view = buf.reshape((reps, y.shape[0], -1, buf.shape[-1]))
+            put_f32(view[..., op.offset:op.offset + op.channels], y.reshape(y.shape[0], -1, y.shape[-1]),
+                    not fresh)
+        return
+    y = item(x)
+    buf, fresh = pending.slot(item.dst, item.offset, item.channels)
+    view = buf.reshape((reps, y.shape[0]) + buf.shape[1:])[..., item.offset:item.offset + item.channels]
+    if fresh:
+        view[...] = y[None]
+    else:
+        view += y[None]
 
 
 def scatter_ok(op: SynapseOp) -> bool:
@@ -56,12 +67,12 @@ class ScatterOps:
             else:
                 self.args.append(("dense", np.ascontiguousarray(op.wmat_int.astype(np.int32)), None, None))
 
-    def add(self, x: np.ndarray, pending: Pending) -> None:
+    def add(self, x: np.ndarray, pending: PendingInputs) -> None:
         """Add what spikes x [M, H, W, C] (uint8) send into `pending` (int32, [M, ...] per destination)."""
         from lsnn.runtime.emulator import scatter
 
         for op, (kind, wt, taps, count) in zip(self.ops, self.args):
-            buf = pending[op.dst]
+            buf = pending.zeroed(op.dst, op.offset, op.channels)
             if kind == "conv":
                 scatter.conv_scatter(x, wt, taps, count, op.stride, op.padding, buf, op.offset)
             else:
@@ -86,7 +97,7 @@ class Tuned:
     def eligible(item: Union[FusedConv, SynapseOp]) -> bool:
         return all(scatter_ok(op) for op in _ops_of(item))
 
-    def add(self, x: np.ndarray, pending: Pending) -> None:
+    def add(self, x: np.ndarray, pending: PendingInputs) -> None:
         """Add what spikes x send into `pending` (one row per sample-step), by the chosen form."""
         if self.choice is None and x.shape[0] >= TUNE_MIN_ROWS and x.any():
             with self._lock:
@@ -97,20 +108,20 @@ class Tuned:
         else:
             add_dense(self.dense, x, pending, 1)
 
-    def _measure(self, x: np.ndarray, pending: Pending) -> None:
+    def _measure(self, x: np.ndarray, pending: PendingInputs) -> None:
         dsts = {op.dst for op in self.scatter.ops}
-        outs: dict[str, Pending] = {}
+        outs: dict[str, PendingInputs] = {}
         for name, fn in (("dense", lambda p: add_dense(self.dense, x, p, 1)), ("event", lambda p: self.scatter.add(x, p))):
             best = float("inf")
             for _ in range(2):                       # the first run may compile or plan; the faster counts
-                scratch = {d: np.zeros_like(pending[d]) for d in dsts}
+                scratch = PendingInputs.zeros_like({d: pending.buffers[d] for d in dsts})
                 t0 = time.perf_counter()
                 fn(scratch)
                 best = min(best, time.perf_counter() - t0)
             outs[name] = scratch
             self.seconds[name] = best
         for d in dsts:
-            if not np.array_equal(outs["dense"][d], outs["event"][d]):
+            if not np.array_equal(outs["dense"].take(d), outs["event"].take(d)):
                 raise RuntimeError(f"emulator: the event-driven form of the groups into '{d}' differs from the "
                                    f"dense form (a bug: please report it)")
         self.choice = "event" if self.seconds["event"] < self.seconds["dense"] else "dense"

@@ -133,3 +133,20 @@ def spike_counts(s, per_step_sample, per_neuron):  # pragma: no cover - compiled
             for b in range(B):
                 tot += s[t, b, n]
         per_neuron[n] += tot
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def put_f32(dst, src, accumulate):  # pragma: no cover - compiled
+    """dst [R, M, K, C] (int32, any strides) = (or += if `accumulate`) src [M, K, C] (float32
+    integers) for every r: a synapse group's output into its destination's input, converted and
+    stored in one pass (the caller's bounds keep every value exact)."""
+    R, M, K, C = dst.shape
+    for m in prange(M):
+        for r in range(R):
+            for k in range(K):
+                if accumulate:
+                    for c in range(C):
+                        dst[r, m, k, c] += np.int32(src[m, k, c])
+                else:
+                    for c in range(C):
+                        dst[r, m, k, c] = np.int32(src[m, k, c])

@@ -1,8 +1,9 @@
 """Synapse groups as the chip applies them (Lava's Conv / Dense / identity semantics).
 
 `SynapseOp` is one group in NumPy (im2col + one exact float GEMM): the reference. `FusedConv`
-runs all conv groups that leave one population with the same geometry as one torch convolution
-(float32, exact because every partial sum is an integer below 2^24), the emulator's fast path.
+runs all conv groups that leave one population with the same geometry as one convolution (oneDNN
+int8 on spikes, else torch float32; exact because every partial sum is an integer below 2^24), the
+emulator's fast path.
 
 Layout: activations channels-last [M, H, W, C]; outputs int32 as Lava delivers them (Conv wraps
 each output to signed 24 bits, Dense / identity to int32).
@@ -136,12 +137,15 @@ class SynapseOp:
 
 
 class FusedConv:
-    """Conv groups with one source and one geometry as a single torch conv2d (weights stacked
-    along the output channels); exact in float32 for groups whose bound is below 2^24 and that
-    cannot wrap (`fusable`). Splitting the result gives each group's int32 output."""
+    """Conv groups with one source and one geometry as a single convolution (weights stacked
+    along the output channels), exact for groups whose bound is below 2^24 and that cannot wrap
+    (`fusable`): oneDNN's int8 kernel where the source sends spikes and it passes its self-check
+    (`int8_conv`), else a float32 torch conv2d. Splitting the result gives each group's output."""
 
     def __init__(self, ops: list[SynapseOp]) -> None:
         import torch
+
+        from lsnn.runtime.emulator.int8_conv import Int8Conv
 
         first = ops[0]
         for op in ops:
@@ -151,22 +155,35 @@ class FusedConv:
         self.ops = ops
         self.src = first.src
         self.stride, self.padding = first.stride, first.padding
-        self.weight = torch.from_numpy(np.concatenate([op.weight for op in ops], 0).astype(np.float32))
+        w = np.concatenate([op.weight for op in ops], 0)
+        self.weight = torch.from_numpy(w.astype(np.float32))
         self.bounds = np.cumsum([0] + [op.channels for op in ops])
+        binary = all(op.max_in == 1 for op in ops)
+        self.int8 = Int8Conv.build(w, self.stride, self.padding, first.src_shape[1:]) if binary else None
+        self.form = "int8" if self.int8 is not None else "float32"
 
     @staticmethod
     def fusable(op: SynapseOp) -> bool:
         """True if `op` is a conv whose outputs are exact in float32 and never wrap."""
         return op.kind == "conv" and op.wrap_bits is None and op.ftype is np.float32 and bool(op.taps)
 
-    def __call__(self, x: np.ndarray) -> list[tuple[SynapseOp, np.ndarray]]:
-        """x [M, Hs, Ws, Cs] -> [(op, int32 [M, Hd, Wd, O_op])] for every fused group (views)."""
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """x [M, Hs, Ws, Cs] -> float32 [M, Hd, Wd, O_all], every group's integers side by side."""
         import torch
 
+        if self.int8 is not None and x.dtype == np.uint8:
+            return self.int8(x)
         xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float()   # channels_last
         y = torch.nn.functional.conv2d(xt, self.weight, stride=self.stride, padding=self.padding)
-        yi = y.permute(0, 2, 3, 1).to(torch.int32).numpy()                           # [M, Hd, Wd, O]
-        return [(op, yi[..., self.bounds[k]:self.bounds[k + 1]]) for k, op in enumerate(self.ops)]
+        return y.permute(0, 2, 3, 1).numpy()
+
+    def split(self, y: np.ndarray) -> list[tuple[SynapseOp, np.ndarray]]:
+        """`raw`'s result -> [(op, its channels)] (views)."""
+        return [(op, y[..., self.bounds[k]:self.bounds[k + 1]]) for k, op in enumerate(self.ops)]
+
+    def __call__(self, x: np.ndarray) -> list[tuple[SynapseOp, np.ndarray]]:
+        """x [M, Hs, Ws, Cs] -> [(op, int32 [M, Hd, Wd, O_op])] for every fused group."""
+        return self.split(self.raw(x).astype(np.int32))
 
 
 def fuse_by_source(ops: list[SynapseOp]) -> list["FusedConv | SynapseOp"]:

@@ -95,8 +95,8 @@ def test_a_form_that_disagrees_is_reported(monkeypatch):
     g = chain_graph()                                 # (the factory runs the emulator: before the patch)
 
     def wrong(self, x, pending):
-        for d in {op.dst for op in self.ops}:
-            pending[d] += 1
+        for op in self.ops:
+            pending.zeroed(op.dst, op.offset, op.channels)[..., op.offset] += 1
     monkeypatch.setattr(event_ops.ScatterOps, "add", wrong)
     with pytest.raises(RuntimeError, match="differs from the dense form"):
         Emulator(g, synapse_form="measure").run(random_input(g, 2 * TUNE_MIN_ROWS, seed=1))

@@ -1,0 +1,78 @@
+"""The chip's convolution of binary spikes as oneDNN's int8 kernel, exact and ~2x float32's speed.
+
+A conv group fed by spikes multiplies 0/1 inputs by integer weights and sums integers. oneDNN's
+quantised convolution (`torch.ops.onednn.qconv2d_pointwise`, the kernel behind PyTorch's x86 int8
+inference) does exactly that: uint8 activations (the spikes as they are stored, channels-last,
+no conversion), int8 weights, an int32 accumulator, and, with every scale 1 and every zero point
+0, a float32 output equal to the integer sum wherever it is below 2^24 (the groups' bounds
+guarantee it: `synapse_ops.FusedConv.fusable`). With 0/1 inputs the kernels that pair u8 x s8
+products into int16 cannot saturate (|2 * 128| < 2^15).
+
+The op is internal to PyTorch: `Int8Conv.build` returns None where it is missing, where a
+weight does not fit int8, or where a self-check on random spikes differs from the float32
+convolution by a single integer, and the caller keeps the float32 form. The outputs never depend
+on which form runs.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+INT8_MIN, INT8_MAX = -128, 127
+_CHECK_SAMPLES = 3          # random spike maps in the self-check
+
+
+class Int8Conv:
+    """One convolution x [M, H, W, C] (uint8 0/1) -> float32 [M, Ho, Wo, O] (exact integers)."""
+
+    def __init__(self, weight: np.ndarray, stride: int, padding: int) -> None:
+        import torch
+
+        o = weight.shape[0]
+        ops = torch.ops.onednn
+        self._conv = ops.qconv2d_pointwise
+        self._geom = ([stride] * 2, [padding] * 2, [1, 1])
+        self._w_scale = torch.ones(o, dtype=torch.float32)
+        self._w_zero = torch.zeros(o, dtype=torch.int64)
+        w8 = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.int8))
+        self._packed = ops.qconv_prepack(w8, self._w_scale, 1.0, 0, *self._geom, 1, None)
+
+    @staticmethod
+    def build(weight: np.ndarray, stride: int, padding: int, in_hw: tuple[int, int],
+              seed: int = 0) -> Optional["Int8Conv"]:
+        """An `Int8Conv` of `weight` (O, C, kh, kw integers), or None where this PyTorch has no
+        oneDNN int8 convolution, a weight is outside int8, or the self-check fails."""
+        if weight.size == 0 or weight.min() < INT8_MIN or weight.max() > INT8_MAX:
+            return None
+        try:
+            conv = Int8Conv(weight, stride, padding)
+            ok = conv._agrees_with_float(weight, stride, padding, in_hw, seed)
+        except (AttributeError, RuntimeError, TypeError, ValueError):
+            return None
+        return conv if ok else None
+
+    def _agrees_with_float(self, weight: np.ndarray, stride: int, padding: int,
+                           in_hw: tuple[int, int], seed: int) -> bool:
+        """True if this kernel gives the float32 convolution's integers on random spike maps
+        (spike rates 0.5 and 1: the all-ones map reaches every output's largest sum)."""
+        import torch
+
+        rng = np.random.default_rng(seed)
+        c = weight.shape[1]
+        x = (rng.random((_CHECK_SAMPLES, *in_hw, c)) < 0.5).astype(np.uint8)
+        x[-1] = 1
+        ref = torch.nn.functional.conv2d(torch.from_numpy(x).permute(0, 3, 1, 2).float(),
+                                         torch.from_numpy(weight.astype(np.float32)),
+                                         stride=stride, padding=padding)
+        return bool(np.array_equal(self(x), ref.permute(0, 2, 3, 1).numpy()))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """x [M, H, W, C] uint8 spikes -> float32 [M, Ho, Wo, O] (a view of a fresh tensor)."""
+        import torch
+
+        xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)     # NCHW view, channels-last
+        stride, padding, dilation = self._geom
+        y = self._conv(xt, 1.0, 0, self._packed, self._w_scale, self._w_zero, None, stride, padding,
+                       dilation, 1, 1.0, 0, torch.float32, "none", [], "")
+        return y.permute(0, 2, 3, 1).numpy()

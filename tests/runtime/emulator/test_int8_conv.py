@@ -1,0 +1,86 @@
+"""oneDNN's int8 convolution against the float32 one, bit for bit, and its fallbacks; the lazily
+zeroed input buffers against plain zeroed ones."""
+import numpy as np
+import pytest
+
+from lsnn.runtime.emulator import kernels
+from lsnn.runtime.emulator.int8_conv import Int8Conv
+from lsnn.runtime.emulator.pending import PendingInputs
+from lsnn.runtime.emulator.synapse_ops import FusedConv, SynapseOp, fuse_by_source
+from tests.factories.runtime import random_graph
+
+
+def _float_conv(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    import torch
+
+    y = torch.nn.functional.conv2d(torch.from_numpy(x).permute(0, 3, 1, 2).double(),
+                                   torch.from_numpy(w.astype(np.float64)), stride=stride, padding=padding)
+    return y.permute(0, 2, 3, 1).numpy()
+
+
+@pytest.mark.parametrize("k,stride,padding", [(3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0), (5, 1, 2)])
+def test_int8_conv_equals_the_float64_conv(k, stride, padding):
+    rng = np.random.default_rng(k * 10 + stride)
+    w = rng.integers(-128, 128, (20, 7, k, k))
+    w[0] = -128                                            # the int8 extremes
+    w[1] = 127
+    conv = Int8Conv.build(w, stride, padding, (11, 9))
+    if conv is None:
+        pytest.skip("this PyTorch has no oneDNN int8 convolution")
+    x = (rng.random((6, 11, 9, 7)) < 0.4).astype(np.uint8)
+    x[0] = 1                                                # every product at once
+    y = conv(x)
+    assert y.dtype == np.float32
+    assert np.array_equal(y, _float_conv(x, w, stride, padding))
+    full = -128 * 7 * k * k                                # an interior output of the all-ones map
+    assert y[0, 2, 2, 0] == full and y[0, 2, 2, 1] == -full * 127 // 128
+
+
+def test_int8_conv_is_refused_for_weights_outside_int8_or_a_failed_check(monkeypatch):
+    w = np.ones((4, 3, 3, 3), np.int64)
+    w[0, 0, 0, 0] = 128
+    assert Int8Conv.build(w, 1, 1, (5, 5)) is None
+    assert Int8Conv.build(np.zeros((0, 3, 3, 3), np.int64), 1, 1, (5, 5)) is None
+    monkeypatch.setattr(Int8Conv, "_agrees_with_float", lambda *a: False)
+    assert Int8Conv.build(np.ones((4, 3, 3, 3), np.int64), 1, 1, (5, 5)) is None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_fused_convs_on_spikes_run_int8_and_equal_each_group_alone(seed):
+    g = random_graph(seed)
+    ops = [SynapseOp(s, g) for s in g.synapses]
+    rng = np.random.default_rng(seed)
+    int8_ok = Int8Conv.build(np.ones((1, 1, 1, 1), np.int64), 1, 0, (2, 2)) is not None
+    for item in fuse_by_source(ops):
+        if not isinstance(item, FusedConv) or item.ops[0].max_in != 1:
+            continue
+        fits = -128 <= item.weight.min() and item.weight.max() <= 127
+        assert item.form == ("int8" if int8_ok and fits else "float32")
+        c, h, w = item.ops[0].src_shape
+        x = (rng.random((4, h, w, c)) < 0.3).astype(np.uint8)
+        for op, y in item(x):
+            assert np.array_equal(y, op(x)), f"group {op.name} (seed {seed})"
+
+
+def test_put_f32_stores_or_adds_into_a_strided_slice():
+    dst = np.full((2, 3, 4, 6), 7, np.int32)
+    src = np.arange(3 * 4 * 2, dtype=np.float32).reshape(3, 4, 2) - 5
+    kernels.put_f32(dst[..., 2:4], src, False)
+    assert np.array_equal(dst[..., 2:4], np.broadcast_to(src.astype(np.int32), (2, 3, 4, 2)))
+    assert (dst[..., :2] == 7).all() and (dst[..., 4:] == 7).all()
+    kernels.put_f32(dst[..., 2:4], src, True)
+    assert np.array_equal(dst[0, ..., 2:4], 2 * src.astype(np.int32))
+
+
+def test_pending_inputs_store_first_add_later_and_zero_the_rest():
+    buf = np.full((2, 1, 1, 6), 99, np.int32)              # stale values from an earlier batch
+    p = PendingInputs({"a": buf})
+    view, fresh = p.slot("a", 0, 2)
+    assert fresh
+    view[..., 0:2] = 5
+    assert p.slot("a", 0, 2)[1] is False                  # now written: add
+    view, fresh = p.slot("a", 1, 3)                        # channel 1 written, 2-3 not: zeroed
+    assert not fresh and (view[..., 2:4] == 0).all() and (view[..., 1] == 5).all()
+    assert (p.zeroed("a", 4, 1)[..., 4] == 0).all()
+    out = p.take("a")
+    assert out[0, 0, 0].tolist() == [5, 5, 0, 0, 0, 0]    # channel 5 never written: zero
