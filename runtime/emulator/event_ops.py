@@ -26,22 +26,18 @@ TUNE_MIN_ROWS = 8          # rows (samples x steps) a batch needs before it is w
 def add_dense(item: Union[FusedConv, SynapseOp], x: np.ndarray, pending: PendingInputs, reps: int) -> None:
     """Add what the dense form of `item` sends for x [M, H, W, C] into the int32 inputs of its
     destinations ([reps * M, ...]: `reps` = T for the static input, 1 otherwise)."""
-    if isinstance(item, FusedConv):
-        from lsnn.runtime.emulator.kernels import put_f32
+    from lsnn.runtime.emulator.kernels import put_scaled
 
-        for op, y in item.split(item.raw(x)):          # float32 integers: converted while stored
-            buf, fresh = pending.slot(op.dst, op.offset, op.channels)
-            view = buf.reshape((reps, y.shape[0], -1, buf.shape[-1]))
-            put_f32(view[..., op.offset:op.offset + op.channels], y.reshape(y.shape[0], -1, y.shape[-1]),
-                    not fresh)
-        return
-    y = item(x)
-    buf, fresh = pending.slot(item.dst, item.offset, item.channels)
-    view = buf.reshape((reps, y.shape[0]) + buf.shape[1:])[..., item.offset:item.offset + item.channels]
-    if fresh:
-        view[...] = y[None]
+    if isinstance(item, FusedConv):                    # float32 integers: converted while stored
+        pairs = [(op, y, 1) for op, y in item.split(item.raw(x))]
+    elif item.kind == "identity" and item.wrap_bits is None and x.dtype == np.uint8:
+        pairs = [(item, x[:, ::item.stride, ::item.stride, :], item.scalar)]   # spikes x weight
     else:
-        view += y[None]
+        pairs = [(item, item(x), 1)]
+    for op, y, scale in pairs:
+        buf, fresh = pending.slot(op.dst, op.offset, op.channels)
+        view = buf.reshape((reps, y.shape[0]) + buf.shape[1:])
+        put_scaled(view[..., op.offset:op.offset + op.channels], y, np.int32(scale), not fresh)
 
 
 def scatter_ok(op: SynapseOp) -> bool:

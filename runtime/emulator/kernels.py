@@ -136,17 +136,19 @@ def spike_counts(s, per_step_sample, per_neuron):  # pragma: no cover - compiled
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def put_f32(dst, src, accumulate):  # pragma: no cover - compiled
-    """dst [R, M, K, C] (int32, any strides) = (or += if `accumulate`) src [M, K, C] (float32
-    integers) for every r: a synapse group's output into its destination's input, converted and
-    stored in one pass (the caller's bounds keep every value exact)."""
-    R, M, K, C = dst.shape
+def put_scaled(dst, src, scale, accumulate):  # pragma: no cover - compiled
+    """dst [R, M, H, W, C] (int32, any strides) = (or += if `accumulate`) src [M, H, W, C] * scale
+    for every r, src being float32 integers (a conv's output, scale 1) or uint8 spikes (an
+    identity group's): a group's output into its destination's input, converted, scaled and
+    stored in one pass (the caller's bounds keep every value exact and within int32)."""
+    R, M, H, W, C = dst.shape
     for m in prange(M):
         for r in range(R):
-            for k in range(K):
-                if accumulate:
-                    for c in range(C):
-                        dst[r, m, k, c] += np.int32(src[m, k, c])
-                else:
-                    for c in range(C):
-                        dst[r, m, k, c] = np.int32(src[m, k, c])
+            for h in range(H):
+                for w in range(W):
+                    if accumulate:
+                        for c in range(C):
+                            dst[r, m, h, w, c] += np.int32(src[m, h, w, c]) * scale
+                    else:
+                        for c in range(C):
+                            dst[r, m, h, w, c] = np.int32(src[m, h, w, c]) * scale

@@ -62,14 +62,20 @@ def test_fused_convs_on_spikes_run_int8_and_equal_each_group_alone(seed):
             assert np.array_equal(y, op(x)), f"group {op.name} (seed {seed})"
 
 
-def test_put_f32_stores_or_adds_into_a_strided_slice():
-    dst = np.full((2, 3, 4, 6), 7, np.int32)
-    src = np.arange(3 * 4 * 2, dtype=np.float32).reshape(3, 4, 2) - 5
-    kernels.put_f32(dst[..., 2:4], src, False)
-    assert np.array_equal(dst[..., 2:4], np.broadcast_to(src.astype(np.int32), (2, 3, 4, 2)))
+def test_put_scaled_stores_or_adds_into_a_strided_slice():
+    dst = np.full((2, 3, 4, 1, 6), 7, np.int32)
+    src = np.arange(3 * 4 * 2, dtype=np.float32).reshape(3, 4, 1, 2) - 5
+    kernels.put_scaled(dst[..., 2:4], src, np.int32(1), False)
+    assert np.array_equal(dst[..., 2:4], np.broadcast_to(src.astype(np.int32), (2, 3, 4, 1, 2)))
     assert (dst[..., :2] == 7).all() and (dst[..., 4:] == 7).all()
-    kernels.put_f32(dst[..., 2:4], src, True)
+    kernels.put_scaled(dst[..., 2:4], src, np.int32(1), True)
     assert np.array_equal(dst[0, ..., 2:4], 2 * src.astype(np.int32))
+    spikes = np.ones((3, 8, 2, 2), np.uint8)[:, ::2, :, :]          # a strided (stride-2) identity
+    kernels.put_scaled(dst[:1, ..., 0:2], spikes, np.int32(-255), True)
+    assert np.array_equal(dst[0, ..., 0:2], np.full((3, 4, 1, 2), 7 - 255))
+    big = np.full((1, 1, 1, 1, 1), 2 ** 31 - 1, np.int32)              # int32 wraps like Lava's InPort
+    kernels.put_scaled(big, np.ones((1, 1, 1, 1), np.uint8), np.int32(1), True)
+    assert big.item() == -2 ** 31
 
 
 def test_pending_inputs_store_first_add_later_and_zero_the_rest():
