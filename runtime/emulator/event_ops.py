@@ -23,11 +23,24 @@ from lsnn.runtime.emulator.synapse_ops import FusedConv, SynapseOp
 TUNE_MIN_ROWS = 8          # rows (samples x steps) a batch needs before it is worth timing
 
 
+def _put(view: np.ndarray, y: np.ndarray, scale: int, accumulate: bool) -> None:
+    """view [R, M, ...] (int32) = (or +=) y [M, ...] * scale: the compiled kernel where numba is
+    installed (the fast backend), NumPy otherwise (the reference backend; Lava's environment)."""
+    try:
+        from lsnn.runtime.emulator.kernels import put_scaled
+    except ImportError:
+        y = y.astype(np.int32) * np.int32(scale) if scale != 1 or y.dtype != np.int32 else y
+        if accumulate:
+            view += y[None]
+        else:
+            view[...] = y[None]
+        return
+    put_scaled(view, y, np.int32(scale), accumulate)
+
+
 def add_dense(item: Union[FusedConv, SynapseOp], x: np.ndarray, pending: PendingInputs, reps: int) -> None:
     """Add what the dense form of `item` sends for x [M, H, W, C] into the int32 inputs of its
     destinations ([reps * M, ...]: `reps` = T for the static input, 1 otherwise)."""
-    from lsnn.runtime.emulator.kernels import put_scaled
-
     if isinstance(item, FusedConv):                    # float32 integers: converted while stored
         pairs = [(op, y, 1) for op, y in item.split(item.raw(x))]
     elif item.kind == "identity" and item.wrap_bits is None and x.dtype == np.uint8:
@@ -37,7 +50,7 @@ def add_dense(item: Union[FusedConv, SynapseOp], x: np.ndarray, pending: Pending
     for op, y, scale in pairs:
         buf, fresh = pending.slot(op.dst, op.offset, op.channels)
         view = buf.reshape((reps, y.shape[0]) + buf.shape[1:])
-        put_scaled(view[..., op.offset:op.offset + op.channels], y, np.int32(scale), not fresh)
+        _put(view[..., op.offset:op.offset + op.channels], y, scale, not fresh)
 
 
 def scatter_ok(op: SynapseOp) -> bool:
