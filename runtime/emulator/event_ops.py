@@ -11,9 +11,10 @@ choice, only the speed does.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -23,19 +24,29 @@ from lsnn.runtime.emulator.synapse_ops import FusedConv, SynapseOp
 TUNE_MIN_ROWS = 8          # rows (samples x steps) a batch needs before it is worth timing
 
 
-def _put(view: np.ndarray, y: np.ndarray, scale: int, accumulate: bool) -> None:
-    """view [R, M, ...] (int32) = (or +=) y [M, ...] * scale: the compiled kernel where numba is
-    installed (the fast backend), NumPy otherwise (the reference backend; Lava's environment)."""
+@functools.cache
+def _put_kernel() -> Optional[Callable]:
+    """The compiled store kernel, or None where numba is not installed (Lava's environment),
+    resolved once."""
     try:
         from lsnn.runtime.emulator.kernels import put_scaled
     except ImportError:
-        y = y.astype(np.int32) * np.int32(scale) if scale != 1 or y.dtype != np.int32 else y
-        if accumulate:
-            view += y[None]
-        else:
-            view[...] = y[None]
+        return None
+    return put_scaled
+
+
+def _put(view: np.ndarray, y: np.ndarray, scale: int, accumulate: bool) -> None:
+    """view [R, M, ...] (int32) = (or +=) y [M, ...] * scale: the compiled kernel where numba is
+    installed (the fast backend), NumPy otherwise (the reference backend; Lava's environment)."""
+    kernel = _put_kernel()
+    if kernel is not None:
+        kernel(view, y, np.int32(scale), accumulate)
         return
-    put_scaled(view, y, np.int32(scale), accumulate)
+    y = y.astype(np.int32) * np.int32(scale) if scale != 1 or y.dtype != np.int32 else y
+    if accumulate:
+        view += y[None]
+    else:
+        view[...] = y[None]
 
 
 def add_dense(item: Union[FusedConv, SynapseOp], x: np.ndarray, pending: PendingInputs, reps: int) -> None:
@@ -123,7 +134,7 @@ class Tuned:
         for name, fn in (("dense", lambda p: add_dense(self.dense, x, p, 1)), ("event", lambda p: self.scatter.add(x, p))):
             best = float("inf")
             for _ in range(2):                       # the first run may compile or plan; the faster counts
-                scratch = PendingInputs.zeros_like({d: pending.buffers[d] for d in dsts})
+                scratch = PendingInputs.scratch_like({d: pending.buffers[d] for d in dsts})
                 t0 = time.perf_counter()
                 fn(scratch)
                 best = min(best, time.perf_counter() - t0)

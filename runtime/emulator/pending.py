@@ -18,8 +18,9 @@ class PendingInputs:
         self._written = {name: np.zeros(buf.shape[-1], bool) for name, buf in buffers.items()}
 
     @staticmethod
-    def zeros_like(buffers: dict[str, np.ndarray]) -> "PendingInputs":
-        """Fresh scratch buffers of the same shapes (for measuring a form)."""
+    def scratch_like(buffers: dict[str, np.ndarray]) -> "PendingInputs":
+        """Scratch buffers of the same shapes (for measuring a form); uninitialised, which the
+        lazy zeroing makes the same as zeros."""
         return PendingInputs({k: np.empty_like(v) for k, v in buffers.items()})
 
     def slot(self, dst: str, offset: int, channels: int) -> tuple[np.ndarray, bool]:

@@ -138,3 +138,16 @@ def test_the_batch_keeps_the_largest_input_buffer_within_the_cache_budget():
     assert em.batch == 5
     assert Emulator(g, cache_bytes=1).batch == 1
     assert Emulator(g, cache_bytes=2 ** 40, max_batch=7).batch == 7
+
+
+def test_the_numpy_store_without_numba_gives_the_same_integers(monkeypatch):
+    from lsnn.runtime.emulator import event_ops
+
+    g = random_graph(4)
+    x = random_input(g, 5, seed=3)
+    compiled = Emulator(g, backend="numpy").run(x, record_spikes=True)
+    monkeypatch.setattr(event_ops, "_put_kernel", lambda: None)      # as in Lava's environment
+    plain = Emulator(g, backend="numpy").run(x, record_spikes=True)
+    assert np.array_equal(compiled.readout_trace, plain.readout_trace)
+    for p in g.populations:
+        assert np.array_equal(compiled.spikes[p.name], plain.spikes[p.name])
