@@ -28,12 +28,15 @@ _BLOCK = 1024      # neurons per task: their state stays in L1 across the T step
 
 
 @njit(inline="always")
-def _block_bias(bias, n0, L, channels):
-    """The per-neuron bias of neurons n0..n0+L-1 (channels-last: channel = n % channels)."""
-    b = np.empty(L, bias.dtype)
-    for j in range(L):
-        b[j] = bias[(n0 + j) % channels]
-    return b
+def _bias_tile(bias, channels):
+    """(block, tile): a block length that is a multiple of `channels` (so that every block starts
+    at channel 0) and the per-neuron bias of one block (channels-last: channel = n % channels).
+    Computed once per call: an integer modulo per neuron cost more than the LIF update itself."""
+    block = max(channels, (_BLOCK // channels) * channels)
+    b = np.empty(block, bias.dtype)
+    for j in range(block):
+        b[j] = bias[j % channels]
+    return block, b
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -48,13 +51,13 @@ def lif_run(a, channels, du, dv, bias, vth_eff, spikes, trace, want_trace):  # p
     T, N = a.shape
     cur_factor = DECAY_UNITY - (du + 1)
     volt_factor = DECAY_UNITY - dv
-    nblk = (N + _BLOCK - 1) // _BLOCK
+    block, b = _bias_tile(bias.astype(np.int64), channels)
+    nblk = (N + block - 1) // block
     for blk in prange(nblk):
-        n0 = blk * _BLOCK
-        L = min(N, n0 + _BLOCK) - n0
+        n0 = blk * block
+        L = min(N, n0 + block) - n0
         u = np.zeros(L, np.int64)
         v = np.zeros(L, np.int64)
-        b = _block_bias(bias, n0, L, channels).astype(np.int64)
         for t in range(T):
             at = a[t, n0:n0 + L]
             st = spikes[t, n0:n0 + L]
@@ -94,12 +97,12 @@ def lif_run_nodecay(a, channels, dv, bias, vth_eff, spikes, trace, want_trace): 
     vf = (DECAY_UNITY - dv) / float(DECAY_UNITY)
     vth = np.float64(vth_eff)
     lim = np.float64(V_MAX)
-    nblk = (N + _BLOCK - 1) // _BLOCK
+    block, b = _bias_tile(bias.astype(np.float64), channels)
+    nblk = (N + block - 1) // block
     for blk in prange(nblk):
-        n0 = blk * _BLOCK
-        L = min(N, n0 + _BLOCK) - n0
+        n0 = blk * block
+        L = min(N, n0 + block) - n0
         v = np.zeros(L, np.float64)
-        b = _block_bias(bias, n0, L, channels).astype(np.float64)
         for t in range(T):
             at = a[t, n0:n0 + L]
             st = spikes[t, n0:n0 + L]
@@ -127,12 +130,17 @@ def spike_counts(s, per_step_sample, per_neuron):  # pragma: no cover - compiled
             for n in range(N):
                 tot += row[n]
             per_step_sample[b, t] = tot
-    for n in prange(N):
-        tot = 0
+    nchunk = (N + _BLOCK - 1) // _BLOCK
+    for k in prange(nchunk):          # rows read contiguously: a chunk of neurons at a time
+        n0 = k * _BLOCK
+        n1 = min(N, n0 + _BLOCK)
+        acc = np.zeros(n1 - n0, np.int64)
         for t in range(T):
             for b in range(B):
-                tot += s[t, b, n]
-        per_neuron[n] += tot
+                row = s[t, b, n0:n1]
+                for j in range(n1 - n0):
+                    acc[j] += row[j]
+        per_neuron[n0:n1] += acc
 
 
 @njit(parallel=True, cache=True, nogil=True)

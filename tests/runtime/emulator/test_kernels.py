@@ -28,11 +28,11 @@ def _reference(a: np.ndarray, p: LifParams, channels: int):
 @settings(max_examples=120, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1), du=st.sampled_from([4095, 0, 1, 2048, 4000]),
        dv=st.sampled_from([3277, 0, 1, 4095, 1234]), scale=st.sampled_from([1, 2 ** 8, 2 ** 14, 2 ** 17, 2 ** 20, 2 ** 31 - 1]),
-       bias_exp=st.integers(0, 7), T=st.integers(1, 6), n_blocks=st.sampled_from([1, 3]))
-def test_general_lif_kernel_equals_lif_step(seed, du, dv, scale, bias_exp, T, n_blocks):
+       bias_exp=st.integers(0, 7), T=st.integers(1, 6), n_blocks=st.sampled_from([1, 3]),
+       c=st.sampled_from([5, kernels._BLOCK + 76]))
+def test_general_lif_kernel_equals_lif_step(seed, du, dv, scale, bias_exp, T, n_blocks, c):
     """Current decay, Lava's one-sided 24-bit current wrap, int32 wraps and the v clip."""
     rng = np.random.default_rng(seed)
-    c = 5
     n = c * (kernels._BLOCK * n_blocks // c + 1)          # crosses block boundaries
     p = LifParams.make(du, dv, rng.integers(-4096, 4096, c), bias_exp, int(rng.integers(0, 2 ** 17)))
     a = rng.integers(-scale, scale, (T, n), endpoint=True).astype(np.int32)
@@ -46,11 +46,13 @@ def test_general_lif_kernel_equals_lif_step(seed, du, dv, scale, bias_exp, T, n_
 
 @settings(max_examples=120, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1), dv=st.sampled_from([0, 1, 3277, 4095]), T=st.integers(1, 6),
-       bound=st.sampled_from([1, 100, 2 ** 10, 2 ** 16]), vth=st.integers(0, 2 ** 17 - 1))
-def test_nodecay_kernel_equals_lif_step_where_proven_exact(seed, dv, T, bound, vth):
+       bound=st.sampled_from([1, 100, 2 ** 10, 2 ** 16]), vth=st.integers(0, 2 ** 17 - 1),
+       c=st.sampled_from([3, kernels._BLOCK + 76]))
+def test_nodecay_kernel_equals_lif_step_where_proven_exact(seed, dv, T, bound, vth, c):
+    """Blocks of neurons are a whole number of channels (or one channel row when channels
+    exceed the block): the bias of every neuron must still be its channel's."""
     rng = np.random.default_rng(seed)
-    c = 3
-    n = c * 700
+    n = c * (2100 // c + 1)
     p = LifParams.make(4095, dv, rng.integers(-4096, 4096, c), 6, vth)
     assert fast_path_ok(p, bound)
     a = rng.integers(-bound, bound, (T, n), endpoint=True).astype(np.int32)
@@ -78,11 +80,12 @@ def test_hand_computed_nodecay_trajectory():
     assert s[:, 0].tolist() == [1, 1, 1, 1] and tr[:, 0].tolist() == [0, 0, 0, 0]
 
 
-def test_spike_counts_equal_numpy_sums():
+@pytest.mark.parametrize("n", [300, 2 * kernels._BLOCK + 7])       # one chunk of neurons, three
+def test_spike_counts_equal_numpy_sums(n):
     rng = np.random.default_rng(0)
-    s = (rng.random((4, 7, 300)) < 0.3).astype(np.uint8)
+    s = (rng.random((4, 7, n)) < 0.3).astype(np.uint8)
     tb = np.empty((7, 4), np.int64)
-    per_neuron = np.full(300, 5, np.int64)                     # accumulated into
+    per_neuron = np.full(n, 5, np.int64)                       # accumulated into
     kernels.spike_counts(s, tb, per_neuron)
     assert np.array_equal(tb, s.sum(axis=2).T)
     assert np.array_equal(per_neuron, 5 + s.sum(axis=(0, 1)))
