@@ -40,20 +40,20 @@ import numpy as np
 from lsnn.compiler.ir import INPUT_NAME, Graph
 from lsnn.contract.chip import LifParams, lif_step, reset_state
 from lsnn.runtime.emulator.event_ops import Tuned, add_dense
-from lsnn.runtime.emulator.lif_fast import fast_path_ok, lif_run_fast
+from lsnn.runtime.emulator.lif_batch import run_lif
+from lsnn.runtime.emulator.lif_fast import fast_path_ok
 from lsnn.runtime.emulator.parallel import (
     available_cpus,
     numba_layer_is_threadsafe,
     torch_single_threaded,
     worker_setup,
 )
-from lsnn.runtime.emulator.pending import PendingInputs
+from lsnn.runtime.emulator.pending import PendingInputs, input_dtype
 from lsnn.runtime.emulator.synapse_ops import SynapseOp, fuse_by_source
 from lsnn.runtime.netgraph import check_input_int, check_runnable, input_is_graded
 from lsnn.runtime.results import EmulatorResult, PipelineTrace
 
-CACHE_BYTES = 8 * 2 ** 20       # the largest population's input per batch (see __init__)
-_LIF_CHUNK = 2 ** 16            # neurons per LIF update call (cache-sized, ~1.3x faster)
+CACHE_BYTES = 24 * 2 ** 20      # the largest population's input per batch (see __init__)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def resolve_backend(backend: str) -> str:
 class Emulator:
     """Integer emulator of `graph` (an integer-stage compiler Graph), bit-exact to Lava fixed_pt."""
 
-    def __init__(self, graph: Graph, *, max_batch: int = 256, act_budget_bytes: int = 96 * 2 ** 20,
+    def __init__(self, graph: Graph, *, max_batch: int = 256, act_budget_bytes: int = 256 * 2 ** 20,
                  cache_bytes: int = CACHE_BYTES, backend: str = "auto", synapse_form: str = "dense",
                  threads: Optional[int] = None) -> None:
         """`backend`: "fast" (conv groups fused per source as one exact convolution, oneDNN int8
@@ -138,13 +138,15 @@ class Emulator:
         self.params = {p.name: LifParams.make(p.du, p.dv, p.bias_mant, p.bias_exp, p.vth_mant)
                        for p in graph.populations}
         # exact no-decay form of the LIF where no current decay and no 24-bit wrap can occur
-        self.nodecay = {p.name: fast_path_ok(self.params[p.name], sum(op.bound for op in self.incoming[p.name]))
-                     for p in graph.populations}
+        bounds = {p.name: sum(op.bound for op in self.incoming[p.name]) for p in graph.populations}
+        self.nodecay = {name: fast_path_ok(self.params[name], b) for name, b in bounds.items()}
+        self.input_dtype = {name: input_dtype(b, self._kernels is not None) for name, b in bounds.items()}
         # batch size: the workspace (int32 input and uint8 spikes of every population) and the
         # widest fused conv output (float32 + int32), over T x batch, within budget (im2col is
         # chunked separately); and the largest population's int32 input within `cache_bytes`.
-        # Measured on the CIFAR-size net of benchmarks/bench_runtime.py (2-core Xeon, int8
-        # convs, 2 workers): batch 8 294, 17 339, 23 368-381, 46 349 samples/s
+        # Measured on the CIFAR-size net of benchmarks/bench_runtime.py (2-core Xeon, 2 workers,
+        # int8 convs, int16 inputs): batch 16 689, 23 696-730, 32 752, 46 740-755, 64 786,
+        # 92 701, 128 706 samples/s
         sizes = [int(np.prod(p.shape)) for p in graph.populations]
         per_sample = self.T * (5 * sum(sizes) + 8 * max(sizes))
         self.batch = int(max(1, min(max_batch, act_budget_bytes // max(per_sample, 1),
@@ -177,7 +179,8 @@ class Emulator:
                 worker_setup()
             for a, b in batches[w::workers]:
                 consume = self._consumer(totals[w], per_sample, spikes, a, b)
-                readout_trace[a:b] = self._run_batch(x_int[a:b], consume, w)
+                maps = totals[w].maps
+                readout_trace[a:b] = self._run_batch(x_int[a:b], consume, lambda name: maps[name].reshape(-1), w)
                 if progress is not None:
                     with lock:
                         progress(b - a)
@@ -207,21 +210,14 @@ class Emulator:
         return want if self._threadsafe else 1
 
     def _consumer(self, tot: "_Totals", per_sample: np.ndarray, spikes: Optional[dict[str, np.ndarray]],
-                  a: int, b: int) -> Callable[[str, np.ndarray], None]:
-        """What to do with the spikes s [T, B, H, W, C] (uint8) of a population for samples a..b:
-        add them to the totals `tot` and per_sample[a:b], and record them if asked."""
-        T = self.T
+                  a: int, b: int) -> Callable[[str, np.ndarray, np.ndarray], None]:
+        """What to do with the spikes s [T, B, H, W, C] (uint8) of a population for samples a..b
+        and their counts tb [B, T]: add them to the totals `tot` and per_sample[a:b], and record
+        the spikes if asked."""
 
-        def consume(name: str, s: np.ndarray) -> None:
-            if self._kernels is not None:
-                tb = np.empty((b - a, T), np.int64)
-                self._kernels.spike_counts(s.reshape(T, b - a, -1), tb, tot.maps[name].reshape(-1))
-                tot.counts[name] += tb.sum(axis=0)
-                per_sample[a:b] += tb.sum(axis=1)
-            else:
-                tot.counts[name] += s.reshape(T, -1).sum(axis=1, dtype=np.int64)
-                tot.maps[name] += s.sum(axis=(0, 1), dtype=np.int64)
-                per_sample[a:b] += s.reshape(T, b - a, -1).sum(axis=(0, 2), dtype=np.int64)
+        def consume(name: str, s: np.ndarray, tb: np.ndarray) -> None:
+            tot.counts[name] += tb.sum(axis=0)
+            per_sample[a:b] += tb.sum(axis=1)
             if spikes is not None:
                 spikes[name][a:b] = s.transpose(1, 0, 4, 2, 3)
         return consume
@@ -238,7 +234,7 @@ class Emulator:
         if worker not in self._ws:
             n = self.T * self.batch
             shapes = {p.name: (n,) + p.shape[1:] + p.shape[:1] for p in self.graph.populations}
-            self._ws[worker] = {"pending": {k: np.zeros(v, np.int32) for k, v in shapes.items()},
+            self._ws[worker] = {"pending": {k: np.zeros(v, self.input_dtype[k]) for k, v in shapes.items()},
                                 "spikes": {k: np.zeros(v, np.uint8) for k, v in shapes.items()}}
         return self._ws[worker]
 
@@ -252,10 +248,11 @@ class Emulator:
             else:
                 add_dense(item, x, pending, reps)
 
-    def _run_batch(self, x_int: np.ndarray, consume: Callable[[str, np.ndarray], None], worker: int = 0
-                   ) -> np.ndarray:
+    def _run_batch(self, x_int: np.ndarray, consume: Callable[[str, np.ndarray, np.ndarray], None],
+                   per_neuron: Callable[[str], np.ndarray], worker: int = 0) -> np.ndarray:
         """Ideal-time run of one batch: populations in topological order, each pushing its spikes
-        to its destinations' pending inputs as soon as they exist; hands each population's spikes
+        to its destinations' pending inputs as soon as they exist; adds each neuron's spikes into
+        per_neuron(population), hands each population's spikes and its spikes per sample and step
         to `consume`; returns the readout's v trace [B, T, G*K]."""
         g = self.graph
         T = self.T
@@ -272,47 +269,14 @@ class Emulator:
             a = pending.take(p.name).reshape(T, bsz, h, w, c)
             s = ws["spikes"][p.name][:T * bsz].reshape(T, bsz, h, w, c)
             is_readout = p.name == g.readout
-            tr = self._lif(p.name, a, s, is_readout)
+            tr, tb = run_lif(self._kernels, self.params[p.name], self.nodecay[p.name], a, s,
+                             per_neuron(p.name), is_readout)
             if is_readout:
                 readout_trace[:] = tr.reshape(T, bsz, c).transpose(1, 0, 2)
             del a
-            consume(p.name, s)
+            consume(p.name, s, tb)
             self._push(p.name, s.reshape(T * bsz, h, w, c), pending, 1)
         return readout_trace
-
-    def _lif(self, name: str, a: np.ndarray, s: np.ndarray, want_trace: bool) -> Optional[np.ndarray]:
-        """T LIF steps from rest of population `name` on its input a [T, B, H, W, C] (int32, may
-        be overwritten); spikes into s (uint8, same shape); returns v after every step if
-        `want_trace`."""
-        T, bsz, h, w, c = a.shape
-        par = self.params[name]
-        tr = np.empty(a.shape, np.int32) if want_trace else None
-        kernels = self._kernels
-        if kernels is not None:
-            n = bsz * h * w * c
-            bias = np.ascontiguousarray(par.bias.reshape(-1), dtype=np.int32)
-            trace = tr.reshape(T, n) if tr is not None else np.empty((0, 0), np.int32)
-            if self.nodecay[name]:
-                kernels.lif_run_nodecay(a.reshape(T, n), c, par.dv, bias, par.vth_eff, s.reshape(T, n),
-                                        trace, want_trace)
-            else:
-                kernels.lif_run(a.reshape(T, n), c, par.du, par.dv, bias, par.vth_eff, s.reshape(T, n),
-                                trace, want_trace)
-            return tr
-        par = LifParams(par.du, par.dv, par.bias.reshape(1, 1, 1, c), par.vth_eff)
-        if self.nodecay[name]:
-            step = max(1, _LIF_CHUNK // (h * w * c))
-            for i0 in range(0, bsz, step):
-                i1 = min(bsz, i0 + step)
-                lif_run_fast(a[:, i0:i1], par, s[:, i0:i1], None if tr is None else tr[:, i0:i1])
-        else:
-            u = np.zeros((bsz, h, w, c), dtype=np.int32)
-            v = np.zeros((bsz, h, w, c), dtype=np.int32)
-            for t in range(T):
-                s[t] = lif_step(u, v, a[t], par)
-                if tr is not None:
-                    tr[t] = v
-        return tr
 
     # -- Lava's schedule ---------------------------------------------------------------------
 

@@ -35,14 +35,16 @@ def _put_kernel() -> Optional[Callable]:
     return put_scaled
 
 
-def _put(view: np.ndarray, y: np.ndarray, scale: int, accumulate: bool) -> None:
-    """view [R, M, ...] (int32) = (or +=) y [M, ...] * scale: the compiled kernel where numba is
-    installed (the fast backend), NumPy otherwise (the reference backend; Lava's environment)."""
+def _put(view: np.ndarray, y: np.ndarray, scale: int, accumulate: bool, zero: int = 0) -> None:
+    """view [R, M, ...] (int32) = (or +=) (y [M, ...] - zero) * scale: the compiled kernel where
+    numba is installed (the fast backend), NumPy otherwise (the reference backend; Lava's
+    environment)."""
     kernel = _put_kernel()
     if kernel is not None:
-        kernel(view, y, np.int32(scale), accumulate)
+        kernel(view, y, np.int32(scale), np.int32(zero), accumulate)
         return
-    y = y.astype(np.int32) * np.int32(scale) if scale != 1 or y.dtype != np.int32 else y
+    if scale != 1 or zero != 0 or y.dtype != np.int32:
+        y = (y.astype(np.int32) - np.int32(zero)) * np.int32(scale)
     if accumulate:
         view += y[None]
     else:
@@ -52,8 +54,10 @@ def _put(view: np.ndarray, y: np.ndarray, scale: int, accumulate: bool) -> None:
 def add_dense(item: Union[FusedConv, SynapseOp], x: np.ndarray, pending: PendingInputs, reps: int) -> None:
     """Add what the dense form of `item` sends for x [M, H, W, C] into the int32 inputs of its
     destinations ([reps * M, ...]: `reps` = T for the static input, 1 otherwise)."""
-    if isinstance(item, FusedConv):                    # float32 integers: converted while stored
-        pairs = [(op, y, 1) for op, y in item.split(item.raw(x))]
+    zero = 0
+    if isinstance(item, FusedConv):                    # float32 or offset uint8: converted while stored
+        raw, zero = item.raw(x)
+        pairs = [(op, y, 1) for op, y in item.split(raw)]
     elif item.kind == "identity" and item.wrap_bits is None and x.dtype == np.uint8:
         pairs = [(item, x[:, ::item.stride, ::item.stride, :], item.scalar)]   # spikes x weight
     else:
@@ -61,7 +65,7 @@ def add_dense(item: Union[FusedConv, SynapseOp], x: np.ndarray, pending: Pending
     for op, y, scale in pairs:
         buf, fresh = pending.slot(op.dst, op.offset, op.channels)
         view = buf.reshape((reps, y.shape[0]) + buf.shape[1:])
-        _put(view[..., op.offset:op.offset + op.channels], y, scale, not fresh)
+        _put(view[..., op.offset:op.offset + op.channels], y, scale, not fresh, zero)
 
 
 def scatter_ok(op: SynapseOp) -> bool:

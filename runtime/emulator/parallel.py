@@ -29,8 +29,9 @@ def numba_layer_is_threadsafe(kernels: object) -> bool:
     import numba
     import numpy as np
 
-    kernels.spike_counts(np.zeros((1, 1, 1), np.uint8), np.zeros((1, 1), np.int64),  # type: ignore[attr-defined]
-                         np.zeros(1, np.int64))
+    one = np.zeros((1, 1, 1), np.int32)
+    kernels.lif_run_nodecay(one, 1, 0, np.zeros(1, np.int32), 1, np.zeros((1, 1, 1), np.uint8),  # type: ignore[attr-defined]
+                            one, False, np.zeros((1, 1), np.int64), np.zeros(1, np.int64))
     return numba.threading_layer() in ("omp", "tbb")
 
 

@@ -1,4 +1,4 @@
-"""The int32 synaptic inputs of every population for one batch, zeroed only where nothing writes.
+"""The synaptic inputs of every population for one batch, zeroed only where nothing writes.
 
 Each population's input is the sum of what its incoming synapse groups send (Lava's InPort sum),
 each group into a slice of its channels. Zeroing every buffer before each batch costs a full
@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 
+INT16_LIMIT = 2 ** 15
+
+
+def input_dtype(bound: int, compiled_lif: bool) -> type:
+    """The dtype of a population's input buffer: int16 where `bound` (the largest |input| of one
+    step, the sum of its groups' bounds) keeps every value inside it and the compiled LIF reads
+    it, which halves the bytes that storing the groups' outputs and the LIF's read move; int32
+    (Lava's InPort width, with its wrap) otherwise."""
+    return np.int16 if compiled_lif and bound < INT16_LIMIT else np.int32
+
 
 class PendingInputs:
-    """Input buffers [rows, H, W, C] (int32) by population, with the channels written so far."""
+    """Input buffers [rows, H, W, C] (int32, or int16 by `input_dtype`) by population, with the
+    channels written so far."""
 
     def __init__(self, buffers: dict[str, np.ndarray]) -> None:
         self.buffers = buffers

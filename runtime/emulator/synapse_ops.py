@@ -159,7 +159,8 @@ class FusedConv:
         self.weight = torch.from_numpy(w.astype(np.float32))
         self.bounds = np.cumsum([0] + [op.channels for op in ops])
         binary = all(op.max_in == 1 for op in ops)
-        self.int8 = Int8Conv.build(w, self.stride, self.padding, first.src_shape[1:]) if binary else None
+        bound = max(op.bound for op in ops)
+        self.int8 = Int8Conv.build(w, self.stride, self.padding, first.src_shape[1:], bound) if binary else None
         self.form = "int8" if self.int8 is not None else "float32"
 
     @staticmethod
@@ -167,15 +168,16 @@ class FusedConv:
         """True if `op` is a conv whose outputs are exact in float32 and never wrap."""
         return op.kind == "conv" and op.wrap_bits is None and op.ftype is np.float32 and bool(op.taps)
 
-    def raw(self, x: np.ndarray) -> np.ndarray:
-        """x [M, Hs, Ws, Cs] -> float32 [M, Hd, Wd, O_all], every group's integers side by side."""
+    def raw(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """x [M, Hs, Ws, Cs] -> (y [M, Hd, Wd, O_all], zero): every group's integers side by side,
+        as y - zero (float32 and 0, or uint8 and 128 where the int8 kernel's outputs fit)."""
         import torch
 
         if self.int8 is not None and x.dtype == np.uint8:
-            return self.int8(x)
+            return self.int8(x), self.int8.zero
         xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float()   # channels_last
         y = torch.nn.functional.conv2d(xt, self.weight, stride=self.stride, padding=self.padding)
-        return y.permute(0, 2, 3, 1).numpy()
+        return y.permute(0, 2, 3, 1).numpy(), 0
 
     def split(self, y: np.ndarray) -> list[tuple[SynapseOp, np.ndarray]]:
         """`raw`'s result -> [(op, its channels)] (views)."""
@@ -183,7 +185,8 @@ class FusedConv:
 
     def __call__(self, x: np.ndarray) -> list[tuple[SynapseOp, np.ndarray]]:
         """x [M, Hs, Ws, Cs] -> [(op, int32 [M, Hd, Wd, O_op])] for every fused group."""
-        return self.split(self.raw(x).astype(np.int32))
+        y, zero = self.raw(x)
+        return self.split(y.astype(np.int32) - np.int32(zero))
 
 
 def fuse_by_source(ops: list[SynapseOp]) -> list["FusedConv | SynapseOp"]:

@@ -24,7 +24,8 @@ def test_int8_conv_equals_the_float64_conv(k, stride, padding):
     w = rng.integers(-128, 128, (20, 7, k, k))
     w[0] = -128                                            # the int8 extremes
     w[1] = 127
-    conv = Int8Conv.build(w, stride, padding, (11, 9))
+    bound = int(np.abs(w).reshape(20, -1).sum(axis=1).max())
+    conv = Int8Conv.build(w, stride, padding, (11, 9), bound)
     if conv is None:
         pytest.skip("this PyTorch has no oneDNN int8 convolution")
     x = (rng.random((6, 11, 9, 7)) < 0.4).astype(np.uint8)
@@ -36,13 +37,38 @@ def test_int8_conv_equals_the_float64_conv(k, stride, padding):
     assert y[0, 2, 2, 0] == full and y[0, 2, 2, 1] == -full * 127 // 128
 
 
+@pytest.mark.parametrize("k,stride,padding", [(3, 1, 1), (1, 2, 0)])
+def test_int8_conv_with_outputs_within_int8_writes_uint8_plus_128(k, stride, padding):
+    """Weights whose every output lies in [-128, 127]: the uint8 form, exact at both ends."""
+    c = 4
+    w = np.zeros((3, c, k, k), np.int64)
+    w[0] = -(128 // (c * k * k))                          # all-ones map: near -128
+    w[1] = 127 // (c * k * k)
+    w[2, 0, 0, 0] = 1
+    w[0, 0, 0, 0] -= 128 - (128 // (c * k * k)) * c * k * k       # exactly -128 on the all-ones map
+    bound = int(np.abs(w).reshape(3, -1).sum(axis=1).max())
+    wide = Int8Conv.build(w, stride, padding, (7, 7), bound)
+    if wide is None:
+        pytest.skip("this PyTorch has no oneDNN int8 convolution")
+    assert bound == 128 and wide.zero == 0                # -128 would fit, but not its bound's +128
+    w[0, 0, 0, 0] += 1                                    # bound 127: uint8 fits
+    conv = Int8Conv.build(w, stride, padding, (7, 7), 127)
+    x = (np.random.default_rng(k).random((5, 7, 7, c)) < 0.5).astype(np.uint8)
+    x[0] = 1
+    y = conv(x)
+    assert y.dtype == np.uint8 and conv.zero == 128
+    got = y.astype(np.int32) - 128
+    assert np.array_equal(got, _float_conv(x, w, stride, padding).astype(np.int32))
+    assert got[0, 3, 3, 0] == -127 and got[0, 3, 3, 1] == (127 // (c * k * k)) * c * k * k
+
+
 def test_int8_conv_is_refused_for_weights_outside_int8_or_a_failed_check(monkeypatch):
     w = np.ones((4, 3, 3, 3), np.int64)
     w[0, 0, 0, 0] = 128
-    assert Int8Conv.build(w, 1, 1, (5, 5)) is None
-    assert Int8Conv.build(np.zeros((0, 3, 3, 3), np.int64), 1, 1, (5, 5)) is None
+    assert Int8Conv.build(w, 1, 1, (5, 5), 10 ** 4) is None
+    assert Int8Conv.build(np.zeros((0, 3, 3, 3), np.int64), 1, 1, (5, 5), 0) is None
     monkeypatch.setattr(Int8Conv, "_agrees_with_float", lambda *a: False)
-    assert Int8Conv.build(np.ones((4, 3, 3, 3), np.int64), 1, 1, (5, 5)) is None
+    assert Int8Conv.build(np.ones((4, 3, 3, 3), np.int64), 1, 1, (5, 5), 27) is None
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -50,7 +76,7 @@ def test_fused_convs_on_spikes_run_int8_and_equal_each_group_alone(seed):
     g = random_graph(seed)
     ops = [SynapseOp(s, g) for s in g.synapses]
     rng = np.random.default_rng(seed)
-    int8_ok = Int8Conv.build(np.ones((1, 1, 1, 1), np.int64), 1, 0, (2, 2)) is not None
+    int8_ok = Int8Conv.build(np.ones((1, 1, 1, 1), np.int64), 1, 0, (2, 2), 1) is not None
     for item in fuse_by_source(ops):
         if not isinstance(item, FusedConv) or item.ops[0].max_in != 1:
             continue
@@ -65,16 +91,21 @@ def test_fused_convs_on_spikes_run_int8_and_equal_each_group_alone(seed):
 def test_put_scaled_stores_or_adds_into_a_strided_slice():
     dst = np.full((2, 3, 4, 1, 6), 7, np.int32)
     src = np.arange(3 * 4 * 2, dtype=np.float32).reshape(3, 4, 1, 2) - 5
-    kernels.put_scaled(dst[..., 2:4], src, np.int32(1), False)
+    one, zero = np.int32(1), np.int32(0)
+    kernels.put_scaled(dst[..., 2:4], src, one, zero, False)
     assert np.array_equal(dst[..., 2:4], np.broadcast_to(src.astype(np.int32), (2, 3, 4, 1, 2)))
     assert (dst[..., :2] == 7).all() and (dst[..., 4:] == 7).all()
-    kernels.put_scaled(dst[..., 2:4], src, np.int32(1), True)
+    kernels.put_scaled(dst[..., 2:4], src, one, zero, True)
     assert np.array_equal(dst[0, ..., 2:4], 2 * src.astype(np.int32))
     spikes = np.ones((3, 8, 2, 2), np.uint8)[:, ::2, :, :]          # a strided (stride-2) identity
-    kernels.put_scaled(dst[:1, ..., 0:2], spikes, np.int32(-255), True)
+    kernels.put_scaled(dst[:1, ..., 0:2], spikes, np.int32(-255), zero, True)
     assert np.array_equal(dst[0, ..., 0:2], np.full((3, 4, 1, 2), 7 - 255))
+    offset = np.array([0, 1, 128, 255], np.uint8).reshape(1, 1, 1, 4)   # uint8 + 128: -128..127
+    out = np.zeros((1, 1, 1, 1, 4), np.int32)
+    kernels.put_scaled(out, offset, one, np.int32(128), False)
+    assert out.reshape(-1).tolist() == [-128, -127, 0, 127]
     big = np.full((1, 1, 1, 1, 1), 2 ** 31 - 1, np.int32)              # int32 wraps like Lava's InPort
-    kernels.put_scaled(big, np.ones((1, 1, 1, 1), np.uint8), np.int32(1), True)
+    kernels.put_scaled(big, np.ones((1, 1, 1, 1), np.uint8), one, zero, True)
     assert big.item() == -2 ** 31
 
 

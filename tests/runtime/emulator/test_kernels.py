@@ -25,6 +25,23 @@ def _reference(a: np.ndarray, p: LifParams, channels: int):
     return np.stack(s).astype(np.uint8), np.stack(tr)
 
 
+def _run(kernel, a: np.ndarray, c: int, p: LifParams, *, samples: int = 1, nodecay: bool = False,
+         trace: bool = True):
+    """A LIF kernel on a [T, samples * N] as `samples` samples of N neurons each: spikes and v
+    [T, samples * N], and the totals it counted, checked against the spikes it wrote."""
+    T, n = a.shape
+    a3 = np.ascontiguousarray(a.reshape(T, samples, n // samples))
+    s = np.empty(a3.shape, np.uint8)
+    tr = np.empty(a3.shape, np.int32) if trace else np.empty((0, 0, 0), np.int32)
+    tb = np.empty((samples, T), np.int64)
+    per_neuron = np.full(n // samples, 3, np.int64)                  # added to
+    args = (p.dv, p.bias, p.vth_eff) if nodecay else (p.du, p.dv, p.bias, p.vth_eff)
+    kernel(a3, c, *args, s, tr, trace, tb, per_neuron)
+    assert np.array_equal(tb, s.sum(axis=2).T)
+    assert np.array_equal(per_neuron, 3 + s.sum(axis=(0, 1)))
+    return s.reshape(T, n), (tr.reshape(T, n) if trace else None)
+
+
 @settings(max_examples=120, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1), du=st.sampled_from([4095, 0, 1, 2048, 4000]),
        dv=st.sampled_from([3277, 0, 1, 4095, 1234]), scale=st.sampled_from([1, 2 ** 8, 2 ** 14, 2 ** 17, 2 ** 20, 2 ** 31 - 1]),
@@ -37,11 +54,11 @@ def test_general_lif_kernel_equals_lif_step(seed, du, dv, scale, bias_exp, T, n_
     p = LifParams.make(du, dv, rng.integers(-4096, 4096, c), bias_exp, int(rng.integers(0, 2 ** 17)))
     a = rng.integers(-scale, scale, (T, n), endpoint=True).astype(np.int32)
     want_s, want_v = _reference(a, p, c)
-    s = np.empty((T, n), np.uint8)
-    tr = np.empty((T, n), np.int32)
-    kernels.lif_run(a, c, p.du, p.dv, p.bias, p.vth_eff, s, tr, True)
+    s, tr = _run(kernels.lif_run, a, c, p)
     assert np.array_equal(s, want_s)
     assert np.array_equal(tr, want_v)
+    s, tr = _run(kernels.lif_run, np.concatenate([a, a[:, ::-1]], axis=1), c, p, samples=2)
+    assert np.array_equal(s[:, :n], want_s) and np.array_equal(tr[:, :n], want_v)   # each sample from rest
 
 
 @settings(max_examples=120, deadline=None)
@@ -57,38 +74,27 @@ def test_nodecay_kernel_equals_lif_step_where_proven_exact(seed, dv, T, bound, v
     assert fast_path_ok(p, bound)
     a = rng.integers(-bound, bound, (T, n), endpoint=True).astype(np.int32)
     want_s, want_v = _reference(a, p, c)
-    s = np.empty((T, n), np.uint8)
-    tr = np.empty((T, n), np.int32)
-    kernels.lif_run_nodecay(a, c, p.dv, p.bias, p.vth_eff, s, tr, True)
+    s, tr = _run(kernels.lif_run_nodecay, a, c, p, nodecay=True)
     assert np.array_equal(s, want_s) and np.array_equal(tr, want_v)
-    s2 = np.empty((T, n), np.uint8)                          # without the trace: same spikes
-    kernels.lif_run_nodecay(a, c, p.dv, p.bias, p.vth_eff, s2, np.empty((0, 0), np.int32), False)
+    s2, _ = _run(kernels.lif_run_nodecay, a, c, p, nodecay=True, trace=False)   # same spikes
     assert np.array_equal(s2, want_s)
+    narrow = np.int16 if bound < 2 ** 15 else np.int32                 # int16 inputs where they fit
+    s3, _ = _run(kernels.lif_run_nodecay, np.concatenate([a, a], axis=1).astype(narrow), c, p,
+                 samples=2, nodecay=True, trace=False)              # two samples
+    assert np.array_equal(s3, np.concatenate([want_s, want_s], axis=1))
 
 
 def test_hand_computed_nodecay_trajectory():
     # a = 1 each step, bias 0, dv = 3277 (v *= 819/4096, truncated), vth = 2 (v > 128 spikes)
     a = np.ones((4, 1), np.int32)
-    s = np.empty((4, 1), np.uint8)
-    tr = np.empty((4, 1), np.int32)
-    kernels.lif_run_nodecay(a, 1, 3277, np.zeros(1, np.int32), 2 << 6, s, tr, True)
+    p = LifParams.make(4095, 3277, np.zeros(1), 0, 2)
+    s, tr = _run(kernels.lif_run_nodecay, a, 1, p, nodecay=True)
     # v: 64; trunc(64 * 0.19995) + 64 = 12 + 64 = 76; trunc(76 * 0.19995) + 64 = 15 + 64 = 79; 15 + 64 = 79
     assert tr[:, 0].tolist() == [64, 76, 79, 79]
     assert s[:, 0].tolist() == [0, 0, 0, 0]
-    kernels.lif_run_nodecay(a * 3, 1, 3277, np.zeros(1, np.int32), 2 << 6, s, tr, True)
+    s, tr = _run(kernels.lif_run_nodecay, a * 3, 1, p, nodecay=True)
     # v: 192 > 128 spike -> 0; 192 -> spike ...
     assert s[:, 0].tolist() == [1, 1, 1, 1] and tr[:, 0].tolist() == [0, 0, 0, 0]
-
-
-@pytest.mark.parametrize("n", [300, 2 * kernels._BLOCK + 7])       # one chunk of neurons, three
-def test_spike_counts_equal_numpy_sums(n):
-    rng = np.random.default_rng(0)
-    s = (rng.random((4, 7, n)) < 0.3).astype(np.uint8)
-    tb = np.empty((7, 4), np.int64)
-    per_neuron = np.full(n, 5, np.int64)                       # accumulated into
-    kernels.spike_counts(s, tb, per_neuron)
-    assert np.array_equal(tb, s.sum(axis=2).T)
-    assert np.array_equal(per_neuron, 5 + s.sum(axis=(0, 1)))
 
 
 @pytest.mark.parametrize("seed", range(12))
