@@ -4,12 +4,13 @@ Two schedules of the same integer arithmetic (docs/SEMANTICS.md sections 3-4):
 
 - `Emulator.run` ("ideal time", the fast path): no pipeline delay, as the trained model runs. The
   net is feed-forward, so each population is computed for all T steps of a batch of samples at
-  once: when its spikes exist it pushes them through its outgoing synapse groups into its
-  destinations' int32 inputs (`pending`), then each destination runs the LIF recurrence over T.
-  Two backends of identical integers: "fast" (conv groups leaving one population with one
-  geometry as one convolution: oneDNN's int8 kernel on spikes (`int8_conv`), else torch float32;
-  exact because every partial sum is an integer below 2^24, checked per group; the LIF as
-  compiled numba kernels, `kernels`) and "numpy" (the reference: one
+  once: when its spikes exist it pushes them through its outgoing synapse groups, whose outputs
+  wait as they are (`terms`) until each destination sums them and runs the LIF recurrence over T.
+  Two backends of identical integers: "fast" (conv groups from one population into one
+  destination with one geometry as one convolution: oneDNN's int8 kernel on spikes
+  (`int8_conv`), else torch float32; exact because every partial sum is an integer below 2^24,
+  checked per group; the LIF as a compiled numba kernel that sums the terms as it goes,
+  `kernels`) and "numpy" (the reference: one
   im2col GEMM per group in float32/float64, the LIF in `lsnn.contract.chip`). Where the group bounds prove
   that no current decay or 24-bit wrap can occur, both use an exact float64 form of the LIF.
   Groups fed by the (static) input are computed once per sample and reused at every step.
@@ -39,7 +40,7 @@ import numpy as np
 
 from lsnn.compiler.ir import INPUT_NAME, Graph
 from lsnn.contract.chip import LifParams, lif_step, reset_state
-from lsnn.runtime.emulator.event_ops import Tuned, add_dense
+from lsnn.runtime.emulator.event_ops import Tuned, dense_terms
 from lsnn.runtime.emulator.lif_batch import run_lif
 from lsnn.runtime.emulator.lif_fast import fast_path_ok
 from lsnn.runtime.emulator.parallel import (
@@ -48,8 +49,8 @@ from lsnn.runtime.emulator.parallel import (
     torch_single_threaded,
     worker_setup,
 )
-from lsnn.runtime.emulator.pending import PendingInputs, input_dtype
 from lsnn.runtime.emulator.synapse_ops import SynapseOp, fuse_by_source
+from lsnn.runtime.emulator.terms import Term
 from lsnn.runtime.netgraph import check_input_int, check_runnable, input_is_graded
 from lsnn.runtime.results import EmulatorResult, PipelineTrace
 
@@ -140,18 +141,17 @@ class Emulator:
         # exact no-decay form of the LIF where no current decay and no 24-bit wrap can occur
         bounds = {p.name: sum(op.bound for op in self.incoming[p.name]) for p in graph.populations}
         self.nodecay = {name: fast_path_ok(self.params[name], b) for name, b in bounds.items()}
-        self.input_dtype = {name: input_dtype(b, self._kernels is not None) for name, b in bounds.items()}
-        # batch size: the workspace (int32 input and uint8 spikes of every population) and the
-        # widest fused conv output (float32 + int32), over T x batch, within budget (im2col is
-        # chunked separately); and the largest population's int32 input within `cache_bytes`.
-        # Measured on the CIFAR-size net of benchmarks/bench_runtime.py (2-core Xeon, 2 workers,
-        # int8 convs, int16 inputs): batch 16 689, 23 696-730, 32 752, 46 740-755, 64 786,
-        # 92 701, 128 706 samples/s
+        # batch size: the uint8 spikes of every population, the groups' outputs waiting for
+        # their destinations (at most float32 + int32 per neuron) and the widest conv output,
+        # over T x batch, within budget (im2col is chunked separately); and the largest
+        # population's int32 input within `cache_bytes`. Measured on the CIFAR-size net of
+        # benchmarks/bench_runtime.py (2-core Xeon, 2 workers): batch 12 506, 23 718, 32 751,
+        # 61 833 samples/s
         sizes = [int(np.prod(p.shape)) for p in graph.populations]
         per_sample = self.T * (5 * sum(sizes) + 8 * max(sizes))
         self.batch = int(max(1, min(max_batch, act_budget_bytes // max(per_sample, 1),
                                     cache_bytes // (4 * self.T * max(sizes)))))
-        self._ws: dict[int, dict[str, dict[str, np.ndarray]]] = {}
+        self._ws: dict[int, dict[str, np.ndarray]] = {}
         self.threads = threads
         self._threadsafe: Optional[bool] = None
 
@@ -206,7 +206,7 @@ class Emulator:
         if want <= 1 or self._kernels is None:
             return 1
         if self._threadsafe is None:
-            self._threadsafe = numba_layer_is_threadsafe(self._kernels)
+            self._threadsafe = numba_layer_is_threadsafe()
         return want if self._threadsafe else 1
 
     def _consumer(self, tot: "_Totals", per_sample: np.ndarray, spikes: Optional[dict[str, np.ndarray]],
@@ -228,32 +228,30 @@ class Emulator:
         throughput, not start-up."""
         self.run(np.zeros((1,) + self.graph.input.shape, np.int32))
 
-    def _workspace(self, worker: int) -> dict[str, dict[str, np.ndarray]]:
-        """Per-population buffers for a full batch, one set per worker, allocated once per emulator
-        and reused: fresh memory page-faults on first touch, which costs as much as the arithmetic."""
+    def _workspace(self, worker: int) -> dict[str, np.ndarray]:
+        """Per-population spike buffers for a full batch, one set per worker, allocated once per
+        emulator and reused: fresh memory page-faults on first touch, which costs as much as the
+        arithmetic."""
         if worker not in self._ws:
             n = self.T * self.batch
-            shapes = {p.name: (n,) + p.shape[1:] + p.shape[:1] for p in self.graph.populations}
-            self._ws[worker] = {"pending": {k: np.zeros(v, self.input_dtype[k]) for k, v in shapes.items()},
-                                "spikes": {k: np.zeros(v, np.uint8) for k, v in shapes.items()}}
+            self._ws[worker] = {p.name: np.zeros((n,) + p.shape[1:] + p.shape[:1], np.uint8)
+                                for p in self.graph.populations}
         return self._ws[worker]
 
-    def _push(self, src: str, x: np.ndarray, pending: PendingInputs, reps: int) -> None:
-        """Add what population (or input) `src` sends, x [M, H, W, C], into the pending int32
-        inputs [reps * M, ...] of its destinations (Lava's InPort sum; int32 addition wraps like
-        it). `reps` = T for the static input (one result, every step), 1 otherwise."""
+    def _push(self, src: str, x: np.ndarray, terms: dict[str, list[Term]], static: bool = False) -> None:
+        """What population (or input) `src` sends, x [M, H, W, C], appended to the terms of its
+        destinations (`static`: x is the encoded input, sent at every step)."""
         for item in self.outgoing.get(src, []):
-            if isinstance(item, Tuned):
-                item.add(x, pending)
-            else:
-                add_dense(item, x, pending, reps)
+            pairs = item.terms(x) if isinstance(item, Tuned) else dense_terms(item, x, static)
+            for dst, term in pairs:
+                terms[dst].append(term)
 
     def _run_batch(self, x_int: np.ndarray, consume: Callable[[str, np.ndarray, np.ndarray], None],
                    per_neuron: Callable[[str], np.ndarray], worker: int = 0) -> np.ndarray:
-        """Ideal-time run of one batch: populations in topological order, each pushing its spikes
-        to its destinations' pending inputs as soon as they exist; adds each neuron's spikes into
-        per_neuron(population), hands each population's spikes and its spikes per sample and step
-        to `consume`; returns the readout's v trace [B, T, G*K]."""
+        """Ideal-time run of one batch: populations in topological order, each pushing what its
+        spikes send to its destinations' terms as soon as they exist; adds each neuron's spikes
+        into per_neuron(population), hands each population's spikes and its spikes per sample and
+        step to `consume`; returns the readout's v trace [B, T, G*K]."""
         g = self.graph
         T = self.T
         bsz = x_int.shape[0]
@@ -261,21 +259,19 @@ class Emulator:
         if not input_is_graded(g):
             x_hwc = (x_hwc != 0).astype(np.uint8)                            # binary payload
         ws = self._workspace(worker)
-        pending = PendingInputs({name: buf[:T * bsz] for name, buf in ws["pending"].items()})
-        self._push(INPUT_NAME, x_hwc, pending, T)
+        terms: dict[str, list[Term]] = {p.name: [] for p in g.populations}
+        self._push(INPUT_NAME, x_hwc, terms, static=True)
         readout_trace = np.zeros((bsz, T, g.population(g.readout).shape[0]), dtype=np.int32)
         for p in g.populations:
             c, h, w = p.shape
-            a = pending.take(p.name).reshape(T, bsz, h, w, c)
-            s = ws["spikes"][p.name][:T * bsz].reshape(T, bsz, h, w, c)
+            s = ws[p.name][:T * bsz].reshape(T, bsz, h, w, c)
             is_readout = p.name == g.readout
-            tr, tb = run_lif(self._kernels, self.params[p.name], self.nodecay[p.name], a, s,
+            tr, tb = run_lif(self._kernels, self.params[p.name], self.nodecay[p.name], terms.pop(p.name), s,
                              per_neuron(p.name), is_readout)
             if is_readout:
                 readout_trace[:] = tr.reshape(T, bsz, c).transpose(1, 0, 2)
-            del a
             consume(p.name, s, tb)
-            self._push(p.name, s.reshape(T * bsz, h, w, c), pending, 1)
+            self._push(p.name, s.reshape(T * bsz, h, w, c), terms)
         return readout_trace
 
     # -- Lava's schedule ---------------------------------------------------------------------

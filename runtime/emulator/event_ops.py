@@ -5,67 +5,40 @@ What a population sends is computed by one of two forms of identical integers: t
 included) or the event-driven one (`scatter`: only the spikes that happened, only the weights that
 exist). Which is faster depends on the layer's shape, its weight and spike sparsity and the
 machine, so `Tuned` measures: on its first call with a real batch (at least `TUNE_MIN_ROWS` rows
-and one spike) it runs both forms twice into scratch buffers, checks that they give the same
+and one spike) it runs both forms twice, checks that they give the same
 integers, and keeps the faster for the emulator's lifetime. The outputs never depend on the
 choice, only the speed does.
 """
 from __future__ import annotations
 
-import functools
 import threading
 import time
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 
-from lsnn.runtime.emulator.pending import PendingInputs
 from lsnn.runtime.emulator.synapse_ops import FusedConv, SynapseOp
+from lsnn.runtime.emulator.terms import Term
 
 TUNE_MIN_ROWS = 8          # rows (samples x steps) a batch needs before it is worth timing
 
 
-@functools.cache
-def _put_kernel() -> Optional[Callable]:
-    """The compiled store kernel, or None where numba is not installed (Lava's environment),
-    resolved once."""
-    try:
-        from lsnn.runtime.emulator.kernels import put_scaled
-    except ImportError:
-        return None
-    return put_scaled
-
-
-def _put(view: np.ndarray, y: np.ndarray, scale: int, accumulate: bool, zero: int = 0) -> None:
-    """view [R, M, ...] (int32) = (or +=) (y [M, ...] - zero) * scale: the compiled kernel where
-    numba is installed (the fast backend), NumPy otherwise (the reference backend; Lava's
-    environment)."""
-    kernel = _put_kernel()
-    if kernel is not None:
-        kernel(view, y, np.int32(scale), np.int32(zero), accumulate)
-        return
-    if scale != 1 or zero != 0 or y.dtype != np.int32:
-        y = (y.astype(np.int32) - np.int32(zero)) * np.int32(scale)
-    if accumulate:
-        view += y[None]
-    else:
-        view[...] = y[None]
-
-
-def add_dense(item: Union[FusedConv, SynapseOp], x: np.ndarray, pending: PendingInputs, reps: int) -> None:
-    """Add what the dense form of `item` sends for x [M, H, W, C] into the int32 inputs of its
-    destinations ([reps * M, ...]: `reps` = T for the static input, 1 otherwise)."""
-    zero = 0
-    if isinstance(item, FusedConv):                    # float32 or offset uint8: converted while stored
+def dense_terms(item: Union[FusedConv, SynapseOp], x: np.ndarray, static: bool = False
+                ) -> list[tuple[str, Term]]:
+    """What the dense form of `item` sends for x [M, H, W, C], as (destination, term) pairs
+    (`static`: x is the encoded input, sent at every step)."""
+    if isinstance(item, FusedConv):                    # float32, or uint8 + 128
         raw, zero = item.raw(x)
-        pairs = [(op, y, 1) for op, y in item.split(raw)]
-    elif item.kind == "identity" and item.wrap_bits is None and x.dtype == np.uint8:
-        pairs = [(item, x[:, ::item.stride, ::item.stride, :], item.scalar)]   # spikes x weight
-    else:
-        pairs = [(item, item(x), 1)]
-    for op, y, scale in pairs:
-        buf, fresh = pending.slot(op.dst, op.offset, op.channels)
-        view = buf.reshape((reps, y.shape[0]) + buf.shape[1:])
-        _put(view[..., op.offset:op.offset + op.channels], y, scale, not fresh, zero)
+        return [(op.dst, Term(y, op.offset, 1, zero, static)) for op, y in item.split(raw)]
+    if item.kind == "identity" and item.wrap_bits is None and x.dtype == np.uint8:
+        y = x[:, ::item.stride, ::item.stride, :]       # the spikes themselves, times the weight
+        return [(item.dst, Term(y, item.offset, item.scalar, 0, static))]
+    return [(item.dst, Term(item(x), item.offset, 1, 0, static))]
+
+
+def _values(term: Term) -> np.ndarray:
+    """A term's integers as int32 (what it adds to its channels)."""
+    return (term.y.astype(np.int32) - np.int32(term.zero)) * np.int32(term.scale)
 
 
 def scatter_ok(op: SynapseOp) -> bool:
@@ -91,16 +64,20 @@ class ScatterOps:
             else:
                 self.args.append(("dense", np.ascontiguousarray(op.wmat_int.astype(np.int32)), None, None))
 
-    def add(self, x: np.ndarray, pending: PendingInputs) -> None:
-        """Add what spikes x [M, H, W, C] (uint8) send into `pending` (int32, [M, ...] per destination)."""
+    def terms(self, x: np.ndarray) -> list[tuple[str, Term]]:
+        """What spikes x [M, H, W, C] (uint8) send, one int32 term [M, Hd, Wd, c] per group."""
         from lsnn.runtime.emulator import scatter
 
+        out = []
         for op, (kind, wt, taps, count) in zip(self.ops, self.args):
-            buf = pending.zeroed(op.dst, op.offset, op.channels)
+            hd, wd = op.out_hw
+            y = np.zeros((x.shape[0], hd, wd, op.channels), np.int32)
             if kind == "conv":
-                scatter.conv_scatter(x, wt, taps, count, op.stride, op.padding, buf, op.offset)
+                scatter.conv_scatter(x, wt, taps, count, op.stride, op.padding, y, 0)
             else:
-                scatter.dense_scatter(x.reshape(x.shape[0], -1), wt, buf.reshape(buf.shape[0], -1), op.offset)
+                scatter.dense_scatter(x.reshape(x.shape[0], -1), wt, y.reshape(y.shape[0], -1), 0)
+            out.append((op.dst, Term(y, op.offset)))
+        return out
 
 
 def _ops_of(item: Union[FusedConv, SynapseOp]) -> list[SynapseOp]:
@@ -121,31 +98,25 @@ class Tuned:
     def eligible(item: Union[FusedConv, SynapseOp]) -> bool:
         return all(scatter_ok(op) for op in _ops_of(item))
 
-    def add(self, x: np.ndarray, pending: PendingInputs) -> None:
-        """Add what spikes x send into `pending` (one row per sample-step), by the chosen form."""
+    def terms(self, x: np.ndarray) -> list[tuple[str, Term]]:
+        """What spikes x send (one row per sample-step), by the chosen form."""
         if self.choice is None and x.shape[0] >= TUNE_MIN_ROWS and x.any():
             with self._lock:
                 if self.choice is None:
-                    self._measure(x, pending)
-        if self.choice == "event":
-            self.scatter.add(x, pending)
-        else:
-            add_dense(self.dense, x, pending, 1)
+                    self._measure(x)
+        return self.scatter.terms(x) if self.choice == "event" else dense_terms(self.dense, x)
 
-    def _measure(self, x: np.ndarray, pending: PendingInputs) -> None:
-        dsts = {op.dst for op in self.scatter.ops}
-        outs: dict[str, PendingInputs] = {}
-        for name, fn in (("dense", lambda p: add_dense(self.dense, x, p, 1)), ("event", lambda p: self.scatter.add(x, p))):
+    def _measure(self, x: np.ndarray) -> None:
+        outs: dict[str, list[tuple[str, Term]]] = {}
+        for name, fn in (("dense", lambda: dense_terms(self.dense, x)), ("event", lambda: self.scatter.terms(x))):
             best = float("inf")
             for _ in range(2):                       # the first run may compile or plan; the faster counts
-                scratch = PendingInputs.scratch_like({d: pending.buffers[d] for d in dsts})
                 t0 = time.perf_counter()
-                fn(scratch)
+                outs[name] = fn()
                 best = min(best, time.perf_counter() - t0)
-            outs[name] = scratch
             self.seconds[name] = best
-        for d in dsts:
-            if not np.array_equal(outs["dense"].take(d), outs["event"].take(d)):
-                raise RuntimeError(f"emulator: the event-driven form of the groups into '{d}' differs from the "
+        for (dst, a), (_, b) in zip(outs["dense"], outs["event"]):
+            if a.offset != b.offset or not np.array_equal(_values(a), _values(b)):
+                raise RuntimeError(f"emulator: the event-driven form of the groups into '{dst}' differs from the "
                                    f"dense form (a bug: please report it)")
         self.choice = "event" if self.seconds["event"] < self.seconds["dense"] else "dense"

@@ -1,17 +1,17 @@
 """Compiled (numba) kernels of the emulator's fast path.
 
-`lif_run`: Lava's bit-accurate LIF (the same integer operations as `lsnn.contract.chip.lif_step`, int32
-wraps, one-sided 24-bit current wrap, 24-bit v clip), a block of neurons at a time with its state
-in L1 across the T steps: one read of the input and one write of the spikes per neuron-step,
-where the NumPy form makes ~10 passes over memory. `lif_run_nodecay`: the vectorised form for
-populations where `fast_path_ok` proves it exact. Both count the spikes per step, sample and
-neuron as they write them. `put_scaled`: a group's output into its destination's input. Parallel
-over blocks of neurons (prange); compiled on first use and cached on disk.
+`lif_gather`: one population for a batch. For each sample and step, it sums what every incoming
+group sent (`terms.Term`s, read where their kernels wrote them) into a buffer that stays in
+cache, then runs Lava's bit-accurate LIF on it (the
+same integer operations as `lsnn.contract.chip.lif_step`: int32 wraps, one-sided 24-bit current
+wrap, 24-bit v clip; or, where `lif_fast.fast_path_ok` proves it exact, the vectorised no-decay
+form), and counts the spikes per sample, step and neuron as it writes them. One read of each
+input and one write of the spikes per neuron-step. Compiled on first use and cached on disk.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from lsnn.contract.chip import ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, MAX_UV, V_MAX
 
@@ -24,155 +24,151 @@ def _wrap32(x: int) -> int:
     return ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
 
 
-_BLOCK = 1024      # neurons per task: their state stays in L1 across the T steps
+@njit(inline="always")
+def _add_term(acc, src, meta, k, r, H, C):
+    """acc [H*W*C] (int32, wraps) += (term k's row r - zero) * scale, into its channels. src:
+    the term's flat array; meta: its layout (`terms.pack`). Indexing slices by loop counters
+    (never by computed offsets) lets the loops vectorise."""
+    offset, scale, zero = meta[k, 2], meta[k, 3], meta[k, 4]
+    sr, sh, sw, W, ch = meta[k, 6], meta[k, 7], meta[k, 8], meta[k, 9], meta[k, 10]
+    s0 = r * sr
+    if sw == ch and ch == C and sh == W * C:    # whole image, contiguous: one run
+        n = H * W * C
+        seg = src[s0:s0 + n]
+        for j in range(n):
+            acc[j] += (np.int64(seg[j]) - zero) * scale
+        return
+    for h in range(H):
+        for w in range(W):
+            a0 = (h * W + w) * C + offset
+            b0 = s0 + h * sh + w * sw
+            dst = acc[a0:a0 + ch]
+            seg = src[b0:b0 + ch]
+            for c in range(ch):
+                dst[c] += (np.int64(seg[c]) - zero) * scale
 
 
 @njit(inline="always")
-def _bias_tile(bias, channels):
-    """(block, tile): a block length that is a multiple of `channels` (so that every block starts
-    at channel 0) and the per-neuron bias of one block (channels-last: channel = n % channels).
-    Computed once per call: an integer modulo per neuron cost more than the LIF update itself."""
-    block = max(channels, (_BLOCK // channels) * channels)
-    b = np.empty(block, bias.dtype)
-    for j in range(block):
-        b[j] = bias[j % channels]
-    return block, b
+def _gather(acc, f32s, u8s, i32s, meta, t, m, B, H, C):
+    """acc [H*W*C] = the input of sample m at step t: the sum of every term."""
+    for j in range(acc.shape[0]):
+        acc[j] = 0
+    for k in range(meta.shape[0]):
+        kind, i = meta[k, 0], meta[k, 1]
+        r = m if meta[k, 5] else t * B + m
+        if kind == 0:
+            _add_term(acc, f32s[i], meta, k, r, H, C)
+        elif kind == 1:
+            _add_term(acc, u8s[i], meta, k, r, H, C)
+        else:
+            _add_term(acc, i32s[i], meta, k, r, H, C)
 
 
 @njit(inline="always")
-def _totals(part, per_step_sample):
-    """per_step_sample [B, T] = the sum over blocks of part [blocks, B, T]."""
-    nblk, B, T = part.shape
-    for b in range(B):
-        for t in range(T):
-            tot = 0
-            for k in range(nblk):
-                tot += part[k, b, t]
-            per_step_sample[b, t] = tot
+def _step_general(acc, u, v, b, cur_factor, volt_factor, vth_eff, st, count):
+    """One step of Lava's bit-accurate LIF on a row; returns its spikes."""
+    n = 0
+    for j in range(acc.shape[0]):
+        if cur_factor == 0:
+            dc = np.int64(0)
+        else:
+            y = u[j] * cur_factor
+            r = np.abs(y) >> DECAY_SHIFT
+            dc = r if y >= 0 else -r
+        dc = _wrap32(dc + _wrap32(np.int64(acc[j]) << ACT_SHIFT))
+        dc = dc - 2 * MAX_UV if dc > MAX_UV else dc
+        dc = dc + 2 * MAX_UV if dc <= -MAX_UV else dc
+        u[j] = dc
+        if volt_factor == DECAY_UNITY:
+            dvv = v[j]
+        else:
+            y = v[j] * volt_factor
+            r = np.abs(y) >> DECAY_SHIFT
+            dvv = r if y >= 0 else -r
+        upd = _wrap32(_wrap32(dvv + dc) + b[j])
+        upd = min(max(upd, -V_MAX), V_MAX)
+        fire = upd > vth_eff
+        st[j] = 1 if fire else 0
+        count[j] += fire
+        n += fire
+        v[j] = 0 if fire else upd
+    return n
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def lif_run(a, channels, du, dv, bias, vth_eff, spikes, trace, want_trace,
-            per_step_sample, per_neuron):  # pragma: no cover - compiled
-    """T steps of Lava's bit-accurate LIF from u = v = 0 for every neuron of B samples, and the
-    spike totals.
+@njit(inline="always")
+def _step_nodecay(acc, v, b, vf, vth, lim, st, count):
+    """One step of the exact no-decay form (`lif_fast.lif_step_fast`) on a row, v in float64
+    (integers below 2^26: exact), branch-free so it vectorises; returns its spikes."""
+    n = 0
+    for j in range(acc.shape[0]):
+        x = np.trunc(v[j] * vf) + acc[j] * _ACT_MUL + b[j]
+        x = min(max(x, -lim), lim)
+        fire = x > vth
+        st[j] = fire
+        count[j] += fire
+        n += fire
+        v[j] = 0.0 if fire else x
+    return n
 
-    a [T, B, N] int32 or int16 (the summed synaptic input, N neurons per sample channels-last,
-    channel = n % channels), bias [channels] int32 (bias_mant << bias_exp), spikes [T, B, N]
-    uint8 (written), trace [T, B, N] int32 (v after each step, written if want_trace),
-    per_step_sample [B, T] int64 (spikes per sample and step, written), per_neuron [N] int64
-    (spikes per neuron over B and T, added to). Blocks of neurons in parallel, every sample of a
-    block in turn (so a block owns its per-neuron totals); inside a block the update is
-    branch-free over neurons so it vectorises; the totals are counted while the spikes are
-    written instead of in another pass.
+
+@njit(cache=True, nogil=True)
+def lif_gather(f32s, u8s, i32s, meta, H, du, dv, bias, vth_eff, nodecay, spikes, trace, want_trace,
+               per_step_sample, per_neuron):  # pragma: no cover - compiled
+    """T LIF steps from u = v = 0 of one population (H image rows) for B samples, on the sum of
+    its terms.
+
+    f32s / u8s / i32s: typed lists of the terms' flat arrays by dtype, meta [K, 11] int64
+    (`terms.pack`); bias [C] int32 (bias_mant << bias_exp); nodecay: `fast_path_ok` holds;
+    spikes [T, B, N] uint8 (N = H*W*C neurons per sample, written); trace [T, B, N] int32 (v
+    after each step, written if want_trace); per_step_sample [B, T] int64 (written); per_neuron
+    [N] int64 (added to). One sample at a time, its state and input (a few 10 kB) in cache;
+    single-threaded (the emulator's worker threads run whole batches side by side).
     """
-    T, B, N = a.shape
+    T, B, N = spikes.shape
+    C = bias.shape[0]
     cur_factor = DECAY_UNITY - (du + 1)
     volt_factor = DECAY_UNITY - dv
-    block, b = _bias_tile(bias.astype(np.int64), channels)
-    nblk = (N + block - 1) // block
-    part = np.zeros((nblk, B, T), np.int64)
-    for blk in prange(nblk):
-        n0 = blk * block
-        L = min(N, n0 + block) - n0
-        u = np.empty(L, np.int64)
-        v = np.empty(L, np.int64)
-        acc = np.zeros(L, np.int64)
-        for m in range(B):
-            u[:] = 0
-            v[:] = 0
-            for t in range(T):
-                at = a[t, m, n0:n0 + L]
-                st = spikes[t, m, n0:n0 + L]
-                cnt = 0
-                for j in range(L):
-                    if cur_factor == 0:
-                        dc = np.int64(0)
-                    else:
-                        y = u[j] * cur_factor
-                        r = np.abs(y) >> DECAY_SHIFT
-                        dc = r if y >= 0 else -r
-                    dc = _wrap32(dc + _wrap32(np.int64(at[j]) << ACT_SHIFT))
-                    dc = dc - 2 * MAX_UV if dc > MAX_UV else dc
-                    dc = dc + 2 * MAX_UV if dc <= -MAX_UV else dc
-                    u[j] = dc
-                    if dv == 0:
-                        dvv = v[j]
-                    else:
-                        y = v[j] * volt_factor
-                        r = np.abs(y) >> DECAY_SHIFT
-                        dvv = r if y >= 0 else -r
-                    upd = _wrap32(_wrap32(dvv + dc) + b[j])
-                    upd = min(max(upd, -V_MAX), V_MAX)
-                    fire = upd > vth_eff
-                    st[j] = 1 if fire else 0
-                    acc[j] += fire
-                    cnt += fire
-                    v[j] = 0 if fire else upd
-                part[blk, m, t] = cnt
-                if want_trace:
-                    trace[t, m, n0:n0 + L] = v
-        per_neuron[n0:n0 + L] += acc
-    _totals(part, per_step_sample)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def lif_run_nodecay(a, channels, dv, bias, vth_eff, spikes, trace, want_trace,
-                    per_step_sample, per_neuron):  # pragma: no cover - compiled
-    """`lif_run` where `lif_fast.fast_path_ok` holds (du = 4095 and no wrap can occur): then
-    u = a << 6 and v' = trunc(v * (4096 - dv) / 4096) + (a << 6) + bias, clipped, exactly as
-    `lif_fast.lif_step_fast`; v in float64 (integers below 2^26: exact), which vectorises
-    (~7x faster than the general integer form). Same arguments as `lif_run`."""
-    T, B, N = a.shape
-    vf = (DECAY_UNITY - dv) / float(DECAY_UNITY)
+    vf = volt_factor / float(DECAY_UNITY)
     vth = np.float64(vth_eff)
     lim = np.float64(V_MAX)
-    block, b = _bias_tile(bias.astype(np.float64), channels)
-    nblk = (N + block - 1) // block
-    part = np.zeros((nblk, B, T), np.int64)
-    for blk in prange(nblk):
-        n0 = blk * block
-        L = min(N, n0 + block) - n0
-        v = np.empty(L, np.float64)
-        acc = np.zeros(L, np.int64)
-        for m in range(B):
-            v[:] = 0.0
-            for t in range(T):
-                at = a[t, m, n0:n0 + L]
-                st = spikes[t, m, n0:n0 + L]
-                cnt = 0
-                for j in range(L):
-                    x = np.trunc(v[j] * vf) + at[j] * _ACT_MUL + b[j]
-                    x = min(max(x, -lim), lim)
-                    fire = x > vth
-                    st[j] = fire
-                    acc[j] += fire
-                    cnt += fire
-                    v[j] = 0.0 if fire else x
-                part[blk, m, t] = cnt
-                if want_trace:
-                    tr = trace[t, m, n0:n0 + L]
-                    for j in range(L):
-                        tr[j] = np.int32(v[j])
-        per_neuron[n0:n0 + L] += acc
-    _totals(part, per_step_sample)
+    bi = np.empty(N, np.int64)
+    for j in range(N):
+        bi[j] = bias[j % C]
+    bf = bi.astype(np.float64)
+    acc = np.empty(N, np.int32)
+    u = np.empty(N, np.int64)
+    v = np.empty(N, np.int64)
+    vd = np.empty(N, np.float64)
+    count = np.zeros(N, np.int64)
+    for m in range(B):
+        for j in range(N):
+            u[j] = 0
+            v[j] = 0
+            vd[j] = 0.0
+        for t in range(T):
+            _gather(acc, f32s, u8s, i32s, meta, t, m, B, H, C)
+            st = spikes[t, m]
+            if nodecay:
+                per_step_sample[m, t] = _step_nodecay(acc, vd, bf, vf, vth, lim, st, count)
+            else:
+                per_step_sample[m, t] = _step_general(acc, u, v, bi, cur_factor, volt_factor, vth_eff, st, count)
+            if want_trace:
+                tr = trace[t, m]
+                for j in range(N):
+                    tr[j] = np.int32(vd[j]) if nodecay else np.int32(v[j])
+    for j in range(N):
+        per_neuron[j] += count[j]
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def put_scaled(dst, src, scale, zero, accumulate):  # pragma: no cover - compiled
-    """dst [R, M, H, W, C] (int32, any strides) = (or += if `accumulate`) (src [M, H, W, C] -
-    zero) * scale for every r, src being float32 integers (a conv's output), uint8 integers + 128
-    (an int8 conv's small outputs) or uint8 spikes (an identity group's): a group's output into
-    its destination's input, converted, scaled and stored in one pass (the caller's bounds keep
-    every value exact and within int32)."""
-    R, M, H, W, C = dst.shape
-    for m in prange(M):
-        for r in range(R):
-            for h in range(H):
-                for w in range(W):
-                    if accumulate:
-                        for c in range(C):
-                            dst[r, m, h, w, c] += (np.int32(src[m, h, w, c]) - zero) * scale
-                    else:
-                        for c in range(C):
-                            dst[r, m, h, w, c] = (np.int32(src[m, h, w, c]) - zero) * scale
+def typed_lists(by_kind: list[list[np.ndarray]]) -> tuple:
+    """The terms' arrays by dtype (`terms.pack`) as the typed lists `lif_gather` takes."""
+    from numba import types
+    from numba.typed import List
+
+    out = []
+    for dtype, arrays in zip((types.float32, types.uint8, types.int32), by_kind):
+        lst = List.empty_list(types.Array(dtype, 1, "C"))
+        for a in arrays:
+            lst.append(a)
+        out.append(lst)
+    return tuple(out)

@@ -94,10 +94,13 @@ def test_a_form_that_disagrees_is_reported(monkeypatch):
 
     g = chain_graph()                                 # (the factory runs the emulator: before the patch)
 
-    def wrong(self, x, pending):
-        for op in self.ops:
-            pending.zeroed(op.dst, op.offset, op.channels)[..., op.offset] += 1
-    monkeypatch.setattr(event_ops.ScatterOps, "add", wrong)
+    right = event_ops.ScatterOps.terms
+
+    def wrong(self, x):
+        out = right(self, x)
+        out[0][1].y[..., 0] += 1                       # one channel off by one
+        return out
+    monkeypatch.setattr(event_ops.ScatterOps, "terms", wrong)
     with pytest.raises(RuntimeError, match="differs from the dense form"):
         Emulator(g, synapse_form="measure").run(random_input(g, 2 * TUNE_MIN_ROWS, seed=1))
 
@@ -140,14 +143,18 @@ def test_the_batch_keeps_the_largest_input_buffer_within_the_cache_budget():
     assert Emulator(g, cache_bytes=2 ** 40, max_batch=7).batch == 7
 
 
-def test_the_numpy_store_without_numba_gives_the_same_integers(monkeypatch):
-    from lsnn.runtime.emulator import event_ops
+def test_the_numpy_backend_runs_where_numba_is_missing():
+    """As in Lava's environment: numba cannot be imported, the reference backend still runs."""
+    import subprocess
+    import sys
 
+    code = ("import sys, numpy as np; sys.modules['numba'] = None\n"
+            "from tests.factories.runtime import random_graph, random_input\n"
+            "from lsnn.runtime.emulator import Emulator\n"
+            "g = random_graph(4)\n"
+            "r = Emulator(g, backend='numpy').run(random_input(g, 3, seed=3))\n"
+            "print(int(r.readout_trace.astype(np.int64).sum()), 'numba' in sys.modules and sys.modules['numba'] is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     g = random_graph(4)
-    x = random_input(g, 5, seed=3)
-    compiled = Emulator(g, backend="numpy").run(x, record_spikes=True)
-    monkeypatch.setattr(event_ops, "_put_kernel", lambda: None)      # as in Lava's environment
-    plain = Emulator(g, backend="numpy").run(x, record_spikes=True)
-    assert np.array_equal(compiled.readout_trace, plain.readout_trace)
-    for p in g.populations:
-        assert np.array_equal(compiled.spikes[p.name], plain.spikes[p.name])
+    want = Emulator(g, backend="fast").run(random_input(g, 3, seed=3)).readout_trace.astype(np.int64).sum()
+    assert out == [str(int(want)), "False"]

@@ -1,5 +1,6 @@
-"""The emulator's fast path (numba LIF kernels, fused torch convolutions) against the NumPy
-reference, bit for bit: kernels on extreme values, fused conv groups, whole random graphs."""
+"""The emulator's fast path (the numba LIF kernel with its gather of terms, fused torch
+convolutions) against the NumPy reference, bit for bit: kernels on extreme values, terms of
+every kind, fused conv groups, whole random graphs."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,8 +8,10 @@ from hypothesis import strategies as st
 
 from lsnn.contract.chip import LifParams, lif_step
 from lsnn.runtime.emulator import Emulator, kernels, resolve_backend
+from lsnn.runtime.emulator.lif_batch import run_lif
 from lsnn.runtime.emulator.lif_fast import fast_path_ok
 from lsnn.runtime.emulator.synapse_ops import FusedConv, SynapseOp, fuse_by_source
+from lsnn.runtime.emulator.terms import Term
 from tests.factories.runtime import concat_graph, random_graph, random_input
 
 
@@ -25,74 +28,68 @@ def _reference(a: np.ndarray, p: LifParams, channels: int):
     return np.stack(s).astype(np.uint8), np.stack(tr)
 
 
-def _run(kernel, a: np.ndarray, c: int, p: LifParams, *, samples: int = 1, nodecay: bool = False,
-         trace: bool = True):
-    """A LIF kernel on a [T, samples * N] as `samples` samples of N neurons each: spikes and v
-    [T, samples * N], and the totals it counted, checked against the spikes it wrote."""
+def _run(a: np.ndarray, c: int, p: LifParams, *, samples: int = 1, nodecay: bool = False, trace: bool = True):
+    """The compiled LIF on a [T, samples * N] (one int term) as `samples` samples of N neurons
+    (one image row of N / c pixels): spikes and v [T, samples * N], and the totals it counted,
+    checked against the spikes it wrote."""
     T, n = a.shape
-    a3 = np.ascontiguousarray(a.reshape(T, samples, n // samples))
-    s = np.empty(a3.shape, np.uint8)
-    tr = np.empty(a3.shape, np.int32) if trace else np.empty((0, 0, 0), np.int32)
-    tb = np.empty((samples, T), np.int64)
+    y = np.ascontiguousarray(a.reshape(T, samples, n // samples).reshape(T * samples, 1, n // samples // c, c))
+    s = np.empty((T, samples, 1, n // samples // c, c), np.uint8)
     per_neuron = np.full(n // samples, 3, np.int64)                  # added to
-    args = (p.dv, p.bias, p.vth_eff) if nodecay else (p.du, p.dv, p.bias, p.vth_eff)
-    kernel(a3, c, *args, s, tr, trace, tb, per_neuron)
-    assert np.array_equal(tb, s.sum(axis=2).T)
-    assert np.array_equal(per_neuron, 3 + s.sum(axis=(0, 1)))
+    tr, tb = run_lif(kernels, p, nodecay, [Term(y, 0)], s, per_neuron, trace)
+    assert np.array_equal(tb, s.reshape(T, samples, -1).sum(axis=2).T)
+    assert np.array_equal(per_neuron, 3 + s.reshape(T * samples, -1).sum(axis=0))
     return s.reshape(T, n), (tr.reshape(T, n) if trace else None)
 
 
 @settings(max_examples=120, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1), du=st.sampled_from([4095, 0, 1, 2048, 4000]),
        dv=st.sampled_from([3277, 0, 1, 4095, 1234]), scale=st.sampled_from([1, 2 ** 8, 2 ** 14, 2 ** 17, 2 ** 20, 2 ** 31 - 1]),
-       bias_exp=st.integers(0, 7), T=st.integers(1, 6), n_blocks=st.sampled_from([1, 3]),
-       c=st.sampled_from([5, kernels._BLOCK + 76]))
-def test_general_lif_kernel_equals_lif_step(seed, du, dv, scale, bias_exp, T, n_blocks, c):
+       bias_exp=st.integers(0, 7), T=st.integers(1, 6), pixels=st.sampled_from([1, 7, 300]),
+       c=st.sampled_from([5, 1100]))
+def test_general_lif_kernel_equals_lif_step(seed, du, dv, scale, bias_exp, T, pixels, c):
     """Current decay, Lava's one-sided 24-bit current wrap, int32 wraps and the v clip."""
     rng = np.random.default_rng(seed)
-    n = c * (kernels._BLOCK * n_blocks // c + 1)          # crosses block boundaries
+    n = c * pixels
     p = LifParams.make(du, dv, rng.integers(-4096, 4096, c), bias_exp, int(rng.integers(0, 2 ** 17)))
     a = rng.integers(-scale, scale, (T, n), endpoint=True).astype(np.int32)
     want_s, want_v = _reference(a, p, c)
-    s, tr = _run(kernels.lif_run, a, c, p)
+    s, tr = _run(a, c, p)
     assert np.array_equal(s, want_s)
     assert np.array_equal(tr, want_v)
-    s, tr = _run(kernels.lif_run, np.concatenate([a, a[:, ::-1]], axis=1), c, p, samples=2)
+    s, tr = _run(np.concatenate([a, a[:, ::-1]], axis=1), c, p, samples=2)
     assert np.array_equal(s[:, :n], want_s) and np.array_equal(tr[:, :n], want_v)   # each sample from rest
 
 
 @settings(max_examples=120, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1), dv=st.sampled_from([0, 1, 3277, 4095]), T=st.integers(1, 6),
        bound=st.sampled_from([1, 100, 2 ** 10, 2 ** 16]), vth=st.integers(0, 2 ** 17 - 1),
-       c=st.sampled_from([3, kernels._BLOCK + 76]))
+       c=st.sampled_from([3, 1100]))
 def test_nodecay_kernel_equals_lif_step_where_proven_exact(seed, dv, T, bound, vth, c):
-    """Blocks of neurons are a whole number of channels (or one channel row when channels
-    exceed the block): the bias of every neuron must still be its channel's."""
+    """Every neuron's bias is its channel's (channels-last), for few and many channels."""
     rng = np.random.default_rng(seed)
     n = c * (2100 // c + 1)
     p = LifParams.make(4095, dv, rng.integers(-4096, 4096, c), 6, vth)
     assert fast_path_ok(p, bound)
     a = rng.integers(-bound, bound, (T, n), endpoint=True).astype(np.int32)
     want_s, want_v = _reference(a, p, c)
-    s, tr = _run(kernels.lif_run_nodecay, a, c, p, nodecay=True)
+    s, tr = _run(a, c, p, nodecay=True)
     assert np.array_equal(s, want_s) and np.array_equal(tr, want_v)
-    s2, _ = _run(kernels.lif_run_nodecay, a, c, p, nodecay=True, trace=False)   # same spikes
+    s2, _ = _run(a, c, p, nodecay=True, trace=False)               # without the trace: same spikes
     assert np.array_equal(s2, want_s)
-    narrow = np.int16 if bound < 2 ** 15 else np.int32                 # int16 inputs where they fit
-    s3, _ = _run(kernels.lif_run_nodecay, np.concatenate([a, a], axis=1).astype(narrow), c, p,
-                 samples=2, nodecay=True, trace=False)              # two samples
-    assert np.array_equal(s3, np.concatenate([want_s, want_s], axis=1))
+    s3, _ = _run(np.concatenate([a, a], axis=1), c, p, samples=2, nodecay=True, trace=False)
+    assert np.array_equal(s3, np.concatenate([want_s, want_s], axis=1))          # each sample from rest
 
 
 def test_hand_computed_nodecay_trajectory():
     # a = 1 each step, bias 0, dv = 3277 (v *= 819/4096, truncated), vth = 2 (v > 128 spikes)
     a = np.ones((4, 1), np.int32)
     p = LifParams.make(4095, 3277, np.zeros(1), 0, 2)
-    s, tr = _run(kernels.lif_run_nodecay, a, 1, p, nodecay=True)
+    s, tr = _run(a, 1, p, nodecay=True)
     # v: 64; trunc(64 * 0.19995) + 64 = 12 + 64 = 76; trunc(76 * 0.19995) + 64 = 15 + 64 = 79; 15 + 64 = 79
     assert tr[:, 0].tolist() == [64, 76, 79, 79]
     assert s[:, 0].tolist() == [0, 0, 0, 0]
-    s, tr = _run(kernels.lif_run_nodecay, a * 3, 1, p, nodecay=True)
+    s, tr = _run(a * 3, 1, p, nodecay=True)
     # v: 192 > 128 spike -> 0; 192 -> spike ...
     assert s[:, 0].tolist() == [1, 1, 1, 1] and tr[:, 0].tolist() == [0, 0, 0, 0]
 
@@ -114,7 +111,7 @@ def test_fused_convs_equal_each_group_alone(seed):
             assert np.array_equal(y, op(x)), f"group {op.name} (seed {seed})"
 
 
-def test_fusion_groups_by_source_and_geometry():
+def test_fusion_groups_by_source_destination_and_geometry():
     g = random_graph(3)
     ops = [SynapseOp(s, g) for s in g.synapses]
     items = fuse_by_source(ops)
@@ -123,7 +120,7 @@ def test_fusion_groups_by_source_and_geometry():
     assert sorted(op.name for op in fused + alone) == sorted(op.name for op in ops)   # each once
     for it in items:
         if isinstance(it, FusedConv):
-            assert len({(op.src, op.kernel, op.stride, op.padding) for op in it.ops}) == 1
+            assert len({(op.src, op.dst, op.kernel, op.stride, op.padding) for op in it.ops}) == 1
     dense = [op for op in ops if op.kind != "conv"]
     with pytest.raises(ValueError, match="cannot be fused"):
         FusedConv(dense[:1])
