@@ -206,7 +206,7 @@ class Emulator:
         if want <= 1 or self._kernels is None:
             return 1
         if self._threadsafe is None:
-            self._threadsafe = numba_layer_is_threadsafe()
+            self._threadsafe = numba_layer_is_threadsafe(self._kernels)
         return want if self._threadsafe else 1
 
     def _consumer(self, tot: "_Totals", per_sample: np.ndarray, spikes: Optional[dict[str, np.ndarray]],

@@ -6,12 +6,13 @@ cache, then runs Lava's bit-accurate LIF on it (the
 same integer operations as `lsnn.contract.chip.lif_step`: int32 wraps, one-sided 24-bit current
 wrap, 24-bit v clip; or, where `lif_fast.fast_path_ok` proves it exact, the vectorised no-decay
 form), and counts the spikes per sample, step and neuron as it writes them. One read of each
-input and one write of the spikes per neuron-step. Compiled on first use and cached on disk.
+input and one write of the spikes per neuron-step. Parallel over samples (prange); compiled on
+first use and cached on disk.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from lsnn.contract.chip import ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, MAX_UV, V_MAX
 
@@ -111,9 +112,9 @@ def _step_nodecay(acc, v, b, vf, vth, lim, st, count):
     return n
 
 
-@njit(cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True)
 def lif_gather(f32s, u8s, i32s, meta, H, du, dv, bias, vth_eff, nodecay, spikes, trace, want_trace,
-               per_step_sample, per_neuron):  # pragma: no cover - compiled
+               per_step_sample, per_neuron, threads):  # pragma: no cover - compiled
     """T LIF steps from u = v = 0 of one population (H image rows) for B samples, on the sum of
     its terms.
 
@@ -121,8 +122,8 @@ def lif_gather(f32s, u8s, i32s, meta, H, du, dv, bias, vth_eff, nodecay, spikes,
     (`terms.pack`); bias [C] int32 (bias_mant << bias_exp); nodecay: `fast_path_ok` holds;
     spikes [T, B, N] uint8 (N = H*W*C neurons per sample, written); trace [T, B, N] int32 (v
     after each step, written if want_trace); per_step_sample [B, T] int64 (written); per_neuron
-    [N] int64 (added to). One sample at a time, its state and input (a few 10 kB) in cache;
-    single-threaded (the emulator's worker threads run whole batches side by side).
+    [N] int64 (added to); threads: numba's threads for this call (one inside the emulator's
+    worker threads). One sample at a time, its state and input (a few 10 kB) in cache.
     """
     T, B, N = spikes.shape
     C = bias.shape[0]
@@ -135,40 +136,48 @@ def lif_gather(f32s, u8s, i32s, meta, H, du, dv, bias, vth_eff, nodecay, spikes,
     for j in range(N):
         bi[j] = bias[j % C]
     bf = bi.astype(np.float64)
-    acc = np.empty(N, np.int32)
-    u = np.empty(N, np.int64)
-    v = np.empty(N, np.int64)
-    vd = np.empty(N, np.float64)
-    count = np.zeros(N, np.int64)
-    for m in range(B):
+    P = max(1, min(threads, B))
+    counts = np.zeros((P, N), np.int64)
+    for q in prange(P):
+        acc = np.empty(N, np.int32)
+        u = np.empty(N, np.int64)
+        v = np.empty(N, np.int64)
+        vd = np.empty(N, np.float64)
+        count = counts[q]
+        for m in range(q * B // P, (q + 1) * B // P):
+            for j in range(N):
+                u[j] = 0
+                v[j] = 0
+                vd[j] = 0.0
+            for t in range(T):
+                _gather(acc, f32s, u8s, i32s, meta, t, m, B, H, C)
+                st = spikes[t, m]
+                if nodecay:
+                    per_step_sample[m, t] = _step_nodecay(acc, vd, bf, vf, vth, lim, st, count)
+                else:
+                    per_step_sample[m, t] = _step_general(acc, u, v, bi, cur_factor, volt_factor, vth_eff, st,
+                                                          count)
+                if want_trace:
+                    tr = trace[t, m]
+                    for j in range(N):
+                        tr[j] = np.int32(vd[j]) if nodecay else np.int32(v[j])
+    for q in range(P):
         for j in range(N):
-            u[j] = 0
-            v[j] = 0
-            vd[j] = 0.0
-        for t in range(T):
-            _gather(acc, f32s, u8s, i32s, meta, t, m, B, H, C)
-            st = spikes[t, m]
-            if nodecay:
-                per_step_sample[m, t] = _step_nodecay(acc, vd, bf, vf, vth, lim, st, count)
-            else:
-                per_step_sample[m, t] = _step_general(acc, u, v, bi, cur_factor, volt_factor, vth_eff, st, count)
-            if want_trace:
-                tr = trace[t, m]
-                for j in range(N):
-                    tr[j] = np.int32(vd[j]) if nodecay else np.int32(v[j])
-    for j in range(N):
-        per_neuron[j] += count[j]
+            per_neuron[j] += counts[q, j]
 
 
-def typed_lists(by_kind: list[list[np.ndarray]]) -> tuple:
-    """The terms' arrays by dtype (`terms.pack`) as the typed lists `lif_gather` takes."""
-    from numba import types
+def gather_lif(by_kind: list[list[np.ndarray]], meta: np.ndarray, H: int, du: int, dv: int, bias: np.ndarray,
+               vth_eff: int, nodecay: bool, spikes: np.ndarray, trace: np.ndarray, want_trace: bool,
+               per_step_sample: np.ndarray, per_neuron: np.ndarray) -> None:
+    """`lif_gather` on terms packed by `terms.pack`, on this thread's numba threads."""
+    from numba import get_num_threads, types
     from numba.typed import List
 
-    out = []
+    lists = []
     for dtype, arrays in zip((types.float32, types.uint8, types.int32), by_kind):
         lst = List.empty_list(types.Array(dtype, 1, "C"))
         for a in arrays:
             lst.append(a)
-        out.append(lst)
-    return tuple(out)
+        lists.append(lst)
+    lif_gather(*lists, meta, H, du, dv, bias, vth_eff, nodecay, spikes, trace, want_trace, per_step_sample,
+               per_neuron, get_num_threads())

@@ -35,8 +35,8 @@ def run_lif(kernels: Optional[ModuleType], par: LifParams, nodecay: bool, terms:
         by_kind, meta = pack(terms)
         rows = (T, bsz, h * w * c)
         trace = tr.reshape(rows) if tr is not None else np.empty((0, 0, 0), np.int32)
-        kernels.lif_gather(*kernels.typed_lists(by_kind), meta, h, par.du, par.dv, bias, par.vth_eff,
-                           nodecay, s.reshape(rows), trace, want_trace, tb, per_neuron)
+        kernels.gather_lif(by_kind, meta, h, par.du, par.dv, bias, par.vth_eff, nodecay, s.reshape(rows),
+                           trace, want_trace, tb, per_neuron)
         return tr, tb
     a = gather(terms, T, bsz, (c, h, w))
     par = LifParams(par.du, par.dv, par.bias.reshape(1, 1, 1, c), par.vth_eff)

@@ -23,16 +23,15 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def numba_layer_is_threadsafe() -> bool:
+def numba_layer_is_threadsafe(kernels: object) -> bool:
     """True if numba's threading layer may be entered from several threads at once ("omp" or
-    "tbb"; "workqueue" may not), as the parallel event-driven kernels (`scatter`) are. Runs a
-    tiny parallel kernel first: the layer is chosen then."""
+    "tbb"; "workqueue" may not). Runs a tiny parallel kernel first: the layer is chosen then."""
     import numba
     import numpy as np
 
-    from lsnn.runtime.emulator import scatter
-
-    scatter.dense_scatter(np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.int32), np.zeros((1, 1), np.int32), 0)
+    kernels.gather_lif([[], [], []], np.zeros((0, 11), np.int64), 1, 4095, 0,  # type: ignore[attr-defined]
+                       np.zeros(1, np.int32), 1, True, np.zeros((1, 1, 1), np.uint8), np.zeros((0, 0, 0), np.int32),
+                       False, np.zeros((1, 1), np.int64), np.zeros(1, np.int64))
     return numba.threading_layer() in ("omp", "tbb")
 
 
