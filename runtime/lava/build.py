@@ -139,6 +139,120 @@ def _new_file(path: str, dtype, shape) -> str:
     return path
 
 
+class _Builder:
+    """The processes of one network as they are made, each with its model; the delay lines are
+    shared per (destination, delay)."""
+
+    def __init__(self, graph: Graph, tm: Timing, source: AbstractProcess, msg_bits: int) -> None:
+        self.graph, self.tm, self.source, self.msg_bits = graph, tm, source, msg_bits
+        self.models: dict[Any, Any] = {source: PySendModelFixed}
+        self.lif: dict[str, AbstractProcess] = {}
+        self.delays: dict[tuple[str, int], AbstractProcess] = {}
+
+    def add(self, proc: AbstractProcess, model: Any) -> AbstractProcess:
+        self.models[proc] = model
+        return proc
+
+    def populations(self) -> None:
+        """One LIFReset per population, reset when its wavefront of a new sample arrives."""
+        T = self.graph.T
+        for p in self.graph.populations:
+            shape = whc(p.shape)
+            bias = np.broadcast_to(p.bias_mant.astype(np.int64).reshape(1, 1, -1), shape).copy()
+            self.lif[p.name] = self.add(
+                LIFReset(shape=shape, du=int(p.du), dv=int(p.dv), vth=int(p.vth_mant), bias_mant=bias,
+                         bias_exp=int(p.bias_exp), reset_interval=T, reset_offset=self.tm.reset_offset(p.name),
+                         name=f"lif:{p.name}"), PyLifResetModelBitAcc)
+
+    def target(self, s: SynapseGroup) -> Any:
+        """The InPort group s delivers to: its destination's, or the delay line in front of it."""
+        d = self.tm.delay[s.name]
+        if d == 0:
+            return self.lif[s.dst].a_in
+        key = (s.dst, d)
+        if key not in self.delays:
+            proc = self.add(ActivationDelay(shape=whc(self.graph.shape_of(s.dst)), delay=d, name=f"delay:{s.dst}:{d}"),
+                            PyActivationDelayModelFixed)
+            proc.a_out.connect(self.lif[s.dst].a_in)
+            self.delays[key] = proc
+        return self.delays[key].a_in
+
+    def _wire(self, s: SynapseGroup, proc: AbstractProcess, flat: bool) -> AbstractProcess:
+        """Connect proc between s's source (flattened for Dense / Sparse) and its target."""
+        port = self.source.s_out if s.src == INPUT_NAME else self.lif[s.src].s_out
+        (port.flatten() if flat else port).connect(proc.s_in)
+        out = proc.a_out.reshape(whc(self.graph.shape_of(s.dst))) if flat else proc.a_out
+        out.connect(self.target(s))
+        return proc
+
+    def synapse(self, s: SynapseGroup) -> list[AbstractProcess]:
+        """The processes of synapse group s (several for weights beyond one base-256 digit)."""
+        src_shape, dst_shape = self.graph.shape_of(s.src), self.graph.shape_of(s.dst)
+        bits = self.msg_bits if s.src == INPUT_NAME else 0
+        w = effective_weight(s)
+        digits = dict(num_message_bits=bits, num_weight_bits=8, sign_mode=SignMode.MIXED)
+        if s.kind == "conv":
+            full = np.zeros((dst_shape[0],) + w.shape[1:], dtype=np.int64)
+            full[s.dst_channel_offset:s.dst_channel_offset + w.shape[0]] = w
+            proc = Conv(weight=lava_conv_weight(full).astype(np.int32), input_shape=whc(src_shape),
+                        padding=s.padding, stride=s.stride, num_message_bits=bits, name=f"conv:{s.name}")
+            return [self._wire(s, self.add(proc, PyConvModelFixed), False)]
+        procs = []
+        if s.kind == "dense":
+            mat = dense_matrix(w, src_shape, dst_shape[0], s.dst_channel_offset)
+            sparse = runs_sparse(mat)                    # e.g. a readout in parts
+            for k, m in base256_digits(mat):
+                if sparse:
+                    proc = self.add(Sparse(weights=csr_matrix((2 * m).astype(np.int32)), weight_exp=8 * k - 1,
+                                           name=f"sparse:{s.name}:{k}", **digits), PySparseModelBitAcc)
+                else:
+                    proc = self.add(Dense(weights=(2 * m).astype(np.int32), weight_exp=8 * k - 1,
+                                          name=f"dense:{s.name}:{k}", **digits), PyDenseModelBitAcc)
+                procs.append(self._wire(s, proc, True))
+            return procs
+        for k, m in base256_digits(np.asarray(w)):      # identity: one weight for every channel
+            mat = identity_matrix(src_shape, dst_shape, s.stride, s.dst_channel_offset, 2 * int(m))
+            proc = self.add(Sparse(weights=mat, weight_exp=8 * k - 1, name=f"sparse:{s.name}:{k}", **digits),
+                            PySparseModelBitAcc)
+            procs.append(self._wire(s, proc, True))
+        return procs
+
+
+def _input_source(graph: Graph, x_int: np.ndarray, steps: int) -> RingBuffer:
+    """The input ring buffer: column s-1 is sent at step s; each sample for T steps, then zeros."""
+    T = graph.T
+    data = np.zeros(whc(graph.input.shape) + (steps,), dtype=np.int32)
+    for k in range(x_int.shape[0]):
+        data[..., k * T:(k + 1) * T] = x_int[k].transpose(2, 1, 0)[..., None]
+    if not input_is_graded(graph):
+        data = (data != 0).astype(np.int32)
+    return RingBuffer(data=data)
+
+
+def _add_probes(net: LavaNetwork, workdir: str, record_spikes: bool, v_every_step: bool) -> None:
+    """Spike recorders on every population (if asked) and the readout's v recorder."""
+    graph, tm, steps, models = net.graph, net.timing, net.num_steps, net.model_map
+    if record_spikes:
+        for p in graph.populations:
+            path = _new_file(os.path.join(workdir, f"spikes_{len(net.spike_files)}.u8"), np.uint8,
+                             (steps, p.size))
+            rec = SpikeRecorder(shape=whc(p.shape), num_steps=steps, path=path, name=f"rec:{p.name}")
+            net.lif[p.name].s_out.connect(rec.a_in)
+            models[rec] = PySpikeRecorderModel
+            net.spike_files[p.name] = path
+    ro = graph.population(graph.readout)
+    if v_every_step:
+        first, interval, count = 1, 1, steps
+    else:
+        first, interval, count = graph.T + tm.latency, graph.T, net.num_samples
+    if count > 0:
+        path = _new_file(os.path.join(workdir, "readout_v.i32"), np.int32, (count, ro.size))
+        vrec = VarRecorder(var=net.lif[ro.name].v, path=path, first=first, interval=interval, count=count,
+                           name="rec:readout_v")
+        models[vrec] = PyVarRecorderModel
+        net.v_file, net.v_rows, net.v_every_step = path, count, v_every_step
+
+
 def build_network(graph: Graph, x_int: np.ndarray, workdir: str, *, record_spikes: bool = True,
                   v_every_step: bool = False) -> LavaNetwork:
     """Processes for streaming the encoded samples x_int [N, C, H, W] through `graph`.
@@ -149,112 +263,12 @@ def build_network(graph: Graph, x_int: np.ndarray, workdir: str, *, record_spike
     tm = check_runnable(graph)
     x_int = check_input_int(graph, x_int)
     n = x_int.shape[0]
-    T = graph.T
     steps = tm.num_steps(n)
-    models: dict[Any, Any] = {}
-    graded = input_is_graded(graph)
-
-    # input ring buffer: column s-1 is sent at step s
-    data = np.zeros(whc(graph.input.shape) + (steps,), dtype=np.int32)
-    for k in range(n):
-        data[..., k * T:(k + 1) * T] = x_int[k].transpose(2, 1, 0)[..., None]
-    if not graded:
-        data = (data != 0).astype(np.int32)
-    source = RingBuffer(data=data)
-    models[source] = PySendModelFixed
-    msg_bits = graph.input.bits if graded else 0
-
-    lif: dict[str, AbstractProcess] = {}
-    for p in graph.populations:
-        shape = whc(p.shape)
-        bias = np.broadcast_to(p.bias_mant.astype(np.int64).reshape(1, 1, -1), shape).copy()
-        proc = LIFReset(shape=shape, du=int(p.du), dv=int(p.dv), vth=int(p.vth_mant), bias_mant=bias,
-                        bias_exp=int(p.bias_exp), reset_interval=T, reset_offset=tm.reset_offset(p.name),
-                        name=f"lif:{p.name}")
-        lif[p.name] = proc
-        models[proc] = PyLifResetModelBitAcc
-
-    delays: dict[tuple[str, int], AbstractProcess] = {}
-
-    def target(s: SynapseGroup):
-        d = tm.delay[s.name]
-        if d == 0:
-            return lif[s.dst].a_in
-        key = (s.dst, d)
-        if key not in delays:
-            proc = ActivationDelay(shape=whc(graph.shape_of(s.dst)), delay=d, name=f"delay:{s.dst}:{d}")
-            proc.a_out.connect(lif[s.dst].a_in)
-            delays[key] = proc
-            models[proc] = PyActivationDelayModelFixed
-        return delays[key].a_in
-
-    def source_port(s: SynapseGroup, flat: bool):
-        port = source.s_out if s.src == INPUT_NAME else lif[s.src].s_out
-        return port.flatten() if flat else port
-
-    synapses: dict[str, list[AbstractProcess]] = {}
-    for s in graph.synapses:
-        src_shape = graph.shape_of(s.src)
-        dst_shape = graph.shape_of(s.dst)
-        bits = msg_bits if s.src == INPUT_NAME else 0
-        w = effective_weight(s)
-        procs: list[AbstractProcess] = []
-        if s.kind == "conv":
-            o = w.shape[0]
-            full = np.zeros((dst_shape[0],) + w.shape[1:], dtype=np.int64)
-            full[s.dst_channel_offset:s.dst_channel_offset + o] = w
-            proc = Conv(weight=lava_conv_weight(full).astype(np.int32), input_shape=whc(src_shape),
-                        padding=s.padding, stride=s.stride, num_message_bits=bits, name=f"conv:{s.name}")
-            source_port(s, False).connect(proc.s_in)
-            proc.a_out.connect(target(s))
-            models[proc] = PyConvModelFixed
-            procs.append(proc)
-        elif s.kind == "dense":
-            mat = dense_matrix(w, src_shape, dst_shape[0], s.dst_channel_offset)
-            sparse = runs_sparse(mat)                    # e.g. a readout in parts
-            for k, m in base256_digits(mat):
-                if sparse:
-                    proc = Sparse(weights=csr_matrix((2 * m).astype(np.int32)), num_message_bits=bits,
-                                  weight_exp=8 * k - 1, num_weight_bits=8, sign_mode=SignMode.MIXED,
-                                  name=f"sparse:{s.name}:{k}")
-                    models[proc] = PySparseModelBitAcc
-                else:
-                    proc = Dense(weights=(2 * m).astype(np.int32), num_message_bits=bits, weight_exp=8 * k - 1,
-                                 num_weight_bits=8, sign_mode=SignMode.MIXED, name=f"dense:{s.name}:{k}")
-                    models[proc] = PyDenseModelBitAcc
-                source_port(s, True).connect(proc.s_in)
-                proc.a_out.reshape(whc(dst_shape)).connect(target(s))
-                procs.append(proc)
-        else:  # identity: one weight for every channel
-            for k, m in base256_digits(np.asarray(w)):
-                mat = identity_matrix(src_shape, dst_shape, s.stride, s.dst_channel_offset, 2 * int(m))
-                proc = Sparse(weights=mat, num_message_bits=bits, weight_exp=8 * k - 1, num_weight_bits=8,
-                              sign_mode=SignMode.MIXED, name=f"sparse:{s.name}:{k}")
-                source_port(s, True).connect(proc.s_in)
-                proc.a_out.reshape(whc(dst_shape)).connect(target(s))
-                models[proc] = PySparseModelBitAcc
-                procs.append(proc)
-        synapses[s.name] = procs
-
-    net = LavaNetwork(graph=graph, timing=tm, num_samples=n, num_steps=steps, lif=lif, synapses=synapses,
-                      delays=delays, source=source, model_map=models)
-    if record_spikes:
-        for p in graph.populations:
-            path = _new_file(os.path.join(workdir, f"spikes_{len(net.spike_files)}.u8"), np.uint8,
-                             (steps, p.size))
-            rec = SpikeRecorder(shape=whc(p.shape), num_steps=steps, path=path, name=f"rec:{p.name}")
-            lif[p.name].s_out.connect(rec.a_in)
-            models[rec] = PySpikeRecorderModel
-            net.spike_files[p.name] = path
-    ro = graph.population(graph.readout)
-    if v_every_step:
-        first, interval, count = 1, 1, steps
-    else:
-        first, interval, count = T + tm.latency, T, n
-    if count > 0:
-        path = _new_file(os.path.join(workdir, "readout_v.i32"), np.int32, (count, ro.size))
-        vrec = VarRecorder(var=lif[ro.name].v, path=path, first=first, interval=interval, count=count,
-                           name="rec:readout_v")
-        models[vrec] = PyVarRecorderModel
-        net.v_file, net.v_rows, net.v_every_step = path, count, v_every_step
+    source = _input_source(graph, x_int, steps)
+    b = _Builder(graph, tm, source, graph.input.bits if input_is_graded(graph) else 0)
+    b.populations()
+    synapses = {s.name: b.synapse(s) for s in graph.synapses}
+    net = LavaNetwork(graph=graph, timing=tm, num_samples=n, num_steps=steps, lif=b.lif, synapses=synapses,
+                      delays=b.delays, source=source, model_map=b.models)
+    _add_probes(net, workdir, record_spikes, v_every_step)
     return net
