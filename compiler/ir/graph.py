@@ -76,6 +76,14 @@ class Graph:
     readout_parts: int = 1
 
     def __post_init__(self) -> None:
+        """Validate the graph on construction: every failure is one GraphError line."""
+        self._check_fields()
+        index = self._population_index()
+        self._check_synapses(index)
+        self._check_placement()
+
+    def _check_fields(self) -> None:
+        """Types and ranges of the graph's own fields; node tuples and JSON-clean meta stored."""
         where = "graph"
         if self.version != IR_VERSION:
             _fail(where, f"IR version {self.version!r} is not supported (this lsnn reads {IR_VERSION})")
@@ -102,6 +110,10 @@ class Graph:
             _fail(where, f"'meta' must be JSON-serialisable ({exc})")
         object.__setattr__(self, "meta", meta)
 
+    def _population_index(self) -> dict[str, int]:
+        """Position of each population by name (unique), with the readout and its parts checked."""
+        where = "graph"
+        pops = self.populations
         index: dict[str, int] = {}
         for i, p in enumerate(pops):
             if p.name in index:
@@ -115,13 +127,19 @@ class Graph:
         if pops[index[self.readout]].shape[0] % self.readout_parts:
             _fail(where, f"readout '{self.readout}' has {pops[index[self.readout]].shape[0]} neurons, "
                          f"not a multiple of readout_parts {self.readout_parts}")
+        return index
+
+    def _check_synapses(self, index: dict[str, int]) -> None:
+        """Every synapse group: unique, its ends in topological order, its shape and channel
+        slice inside its destination, integers where the stage needs them; every channel of
+        every population fed."""
+        pops = self.populations
         names = set()
         covered = {p.name: np.zeros(p.shape[0], dtype=bool) for p in pops}
-        incoming = {p.name: 0 for p in pops}
-        for s in syns:
+        for s in self.synapses:
             w = f"synapse group '{s.name}'"
             if s.name in names:
-                _fail(where, f"duplicate synapse group name '{s.name}'")
+                _fail("graph", f"duplicate synapse group name '{s.name}'")
             names.add(s.name)
             if s.dst not in index:
                 _fail(w, f"dst '{s.dst}' is not a population")
@@ -137,26 +155,32 @@ class Graph:
                 _fail(w, f"output channels [{s.dst_channel_offset}, {s.dst_channel_offset + out_ch}) "
                          f"exceed dst '{s.dst}' channels {dst.shape[0]}")
             covered[s.dst][s.dst_channel_offset:s.dst_channel_offset + out_ch] = True
-            incoming[s.dst] += 1
             if self.stage == "integer":
-                if not s.is_integer:
-                    _fail(w, "weights must be integers in an integer-stage graph")
-                if s.weight_bits < 1:
-                    _fail(w, "weight_bits must be chosen (>= 1) in an integer-stage graph")
-                if s.bn is not None:
-                    _fail(w, "an unfolded batchnorm is left in an integer-stage graph")
+                self._check_integer_group(s, w)
         for p in pops:
             if not covered[p.name].all():
-                _fail(where, f"population '{p.name}' has channels with no incoming synapse group")
+                _fail("graph", f"population '{p.name}' has channels with no incoming synapse group")
             if self.stage == "integer" and not p.is_integer:
-                _fail(where, f"population '{p.name}': bias_mant and vth_mant must be integers in an "
-                             "integer-stage graph")
+                _fail("graph", f"population '{p.name}': bias_mant and vth_mant must be integers in an "
+                               "integer-stage graph")
+
+    @staticmethod
+    def _check_integer_group(s: SynapseGroup, where: str) -> None:
+        """A group of an integer-stage graph: integer weights, chosen bits, no batchnorm left."""
+        if not s.is_integer:
+            _fail(where, "weights must be integers in an integer-stage graph")
+        if s.weight_bits < 1:
+            _fail(where, "weight_bits must be chosen (>= 1) in an integer-stage graph")
+        if s.bn is not None:
+            _fail(where, "an unfolded batchnorm is left in an integer-stage graph")
+
+    def _check_placement(self) -> None:
         if self.placement is not None:
             if not isinstance(self.placement, Placement):
-                _fail(where, "'placement' must be a Placement or None")
+                _fail("graph", "'placement' must be a Placement or None")
             cp = self.placement.core_population
-            if cp.size and (cp.min() < 0 or cp.max() >= len(pops)):
-                _fail(where, "placement refers to a population index out of range")
+            if cp.size and (cp.min() < 0 or cp.max() >= len(self.populations)):
+                _fail("graph", "placement refers to a population index out of range")
 
     # -- structure helpers ------------------------------------------------------------------
 
