@@ -63,7 +63,7 @@ from lsnn.searcher.deploy.layers import (
     out_size,
 )
 from lsnn.searcher.neuron import TAU_DEFAULT, VTH_INIT
-from lsnn.searcher.space.genotype import Genotype
+from lsnn.searcher.space.genotype import CellGene, Genotype
 
 
 class DeployNet(nn.Module):
@@ -132,41 +132,8 @@ class DeployNet(nn.Module):
         for k, cell in enumerate(genotype.cells):
             if cell.reduction:
                 c_cur *= 2
-            if cell.bits < 1:
-                raise ConfigError(f"cell {k}: bits must be >= 1, got {cell.bits}")
-            used = {e.src for node in cell.nodes for e in node}
-            stride0 = 1 if hw0 == hw1 else 2
-            if stride0 == 2 and (out_size(hw0[0], 2), out_size(hw0[1], 2)) != hw1:
-                raise ConfigError(f"cell {k}: input sizes {hw0} and {hw1} do not match")
-            pre_names: list[Optional[str]] = [None, None]
-            for idx, (srcs, stride, hw) in enumerate(((s0, stride0, hw0), (s1, 1, hw1))):
-                if idx not in used:
-                    continue  # never read by a node: not computed, not exported
-                name = f"cell{k}.pre{idx}"
-                g = ConvGroup(f"{name}.conv", [n for n, _ in srcs], [c for _, c in srcs], c_cur, 1, stride, 0,
-                              genotype.prune_rate if pre_bits is None else 0.0, **bnkw)
-                g.reads_cell_output = True
-                pops.append(Population(name, c_cur, (out_size(hw[0], stride), out_size(hw[1], stride)),
-                                       cell.bits if pre_bits is None else pre_bits,
-                                       [g], [], **lifkw))
-                pre_names[idx] = name
-            out_hw = (out_size(hw1[0], 2), out_size(hw1[1], 2)) if cell.reduction else hw1
-            nodes: list[str] = []
-            for j, edges in enumerate(cell.nodes):
-                name = f"cell{k}.node{j}"
-                convs, skips = [], []
-                for e_i, e in enumerate(edges):
-                    src = pre_names[e.src] if e.src < 2 else nodes[e.src - 2]
-                    stride = 2 if (cell.reduction and e.src < 2) else 1
-                    ename = f"{name}.edge{e_i}"
-                    if e.op == "conv3x3":
-                        convs.append(ConvGroup(ename, [src], [c_cur], c_cur, 3, stride, 1, genotype.prune_rate, **bnkw))
-                    elif e.op == "skip":
-                        skips.append(Skip(ename, src, stride))
-                    else:  # pragma: no cover - Edge validates op names
-                        raise ConfigError(f"{ename}: unsupported op '{e.op}'")
-                pops.append(Population(name, c_cur, out_hw, cell.bits, convs, skips, **lifkw))
-                nodes.append(name)
+            cell_pops, nodes, out_hw = self._cell(k, cell, (s0, s1), (hw0, hw1), c_cur, pre_bits, bnkw, lifkw)
+            pops.extend(cell_pops)
             s0, s1 = s1, [(n, c_cur) for n in nodes]
             hw0, hw1 = hw1, out_hw
             self.cell_outputs.append(nodes)
@@ -180,6 +147,50 @@ class DeployNet(nn.Module):
         self.aux_cell = genotype.aux_cell if (aux and aux_in is not None) else None
         self.aux_head = nn.Linear(aux_in, self.num_classes) if self.aux_cell is not None else None
         self._index = {p.name: i for i, p in enumerate(self.pops)}
+
+    def _cell(self, k: int, cell: CellGene, srcs: tuple[list, list], hws: tuple[tuple[int, int], tuple[int, int]],
+              c: int, pre_bits: Optional[int], bnkw: dict, lifkw: dict
+              ) -> tuple[list[Population], list[str], tuple[int, int]]:
+        """The populations of cell k (its 1x1 preprocessing of the two inputs it reads, then its
+        nodes), its node names and its output size. srcs / hws: the (population, channels) lists
+        and sizes of the two previous cell outputs."""
+        if cell.bits < 1:
+            raise ConfigError(f"cell {k}: bits must be >= 1, got {cell.bits}")
+        (hw0, hw1), prune = hws, self.genotype.prune_rate
+        used = {e.src for node in cell.nodes for e in node}
+        stride0 = 1 if hw0 == hw1 else 2
+        if stride0 == 2 and (out_size(hw0[0], 2), out_size(hw0[1], 2)) != hw1:
+            raise ConfigError(f"cell {k}: input sizes {hw0} and {hw1} do not match")
+        pops: list[Population] = []
+        pre_names: list[Optional[str]] = [None, None]
+        for idx, (src, stride, hw) in enumerate(((srcs[0], stride0, hw0), (srcs[1], 1, hw1))):
+            if idx not in used:
+                continue  # never read by a node: not computed, not exported
+            name = f"cell{k}.pre{idx}"
+            g = ConvGroup(f"{name}.conv", [n for n, _ in src], [ch for _, ch in src], c, 1, stride, 0,
+                          prune if pre_bits is None else 0.0, **bnkw)
+            g.reads_cell_output = True
+            pops.append(Population(name, c, (out_size(hw[0], stride), out_size(hw[1], stride)),
+                                   cell.bits if pre_bits is None else pre_bits, [g], [], **lifkw))
+            pre_names[idx] = name
+        out_hw = (out_size(hw1[0], 2), out_size(hw1[1], 2)) if cell.reduction else hw1
+        nodes: list[str] = []
+        for j, edges in enumerate(cell.nodes):
+            name = f"cell{k}.node{j}"
+            convs, skips = [], []
+            for e_i, e in enumerate(edges):
+                src = pre_names[e.src] if e.src < 2 else nodes[e.src - 2]
+                stride = 2 if (cell.reduction and e.src < 2) else 1
+                ename = f"{name}.edge{e_i}"
+                if e.op == "conv3x3":
+                    convs.append(ConvGroup(ename, [src], [c], c, 3, stride, 1, prune, **bnkw))
+                elif e.op == "skip":
+                    skips.append(Skip(ename, src, stride))
+                else:  # pragma: no cover - Edge validates op names
+                    raise ConfigError(f"{ename}: unsupported op '{e.op}'")
+            pops.append(Population(name, c, out_hw, cell.bits, convs, skips, **lifkw))
+            nodes.append(name)
+        return pops, nodes, out_hw
 
     # ------------------------------------------------------------------ modes and helpers
 
