@@ -119,6 +119,26 @@ def best_time(fn, repeats: int) -> float:
     return float(min(times))
 
 
+def _other_forms(g, x: np.ndarray, xs: np.ndarray, full, repeats: int) -> dict:
+    """Speed of the measured dense/event form per group and of the NumPy reference on the
+    split, and whether both give the fast path's readout."""
+    from lsnn.runtime.emulator import Emulator
+
+    tuned_em = Emulator(g, synapse_form="measure")                       # dense or event-driven per group
+    tuned_em.run(xs)
+    t_tuned = best_time(lambda: tuned_em.run(x), repeats=min(3, repeats))
+    forms = [it.choice for items in tuned_em.outgoing.values() for it in items if hasattr(it, "choice")]
+    ref_em = Emulator(g, backend="numpy")                                # the NumPy reference
+    ref_em.run(xs)
+    t_ref = best_time(lambda: ref_em.run(x), repeats=min(3, repeats))
+    return {"measured_forms_full_split_samples_per_s": len(x) / t_tuned,
+            "measured_forms_identical": bool(np.array_equal(tuned_em.run(x).readout_v, full.readout_v)),
+            "measured_forms_groups_event": forms.count("event"),
+            "measured_forms_groups_dense": forms.count("dense"),
+            "numpy_reference_full_split_samples_per_s": len(x) / t_ref,
+            "numpy_reference_identical": bool(np.array_equal(ref_em.run(x).readout_v, full.readout_v))}
+
+
 def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats: int,
                 data_dir: str | None = None, emulator_samples: int | None = None, repeats: int = 5) -> dict:
     from lsnn.data.datasets import load_dataset
@@ -133,7 +153,6 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
     x = encode_input(g, data.x)
     xs = x[:n_lava]
     em = Emulator(g)
-    tm = em.timing
 
     runs = [run_lava(g, xs, record_spikes=False) for _ in range(lava_repeats)]
     lr = min(runs, key=lambda r: r.build_s + r.run_s)                  # least disturbed Lava run
@@ -141,10 +160,7 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
     ref = em.run(xs)
     outputs_identical = bool(np.array_equal(lr.window_v, ref.readout_v)
                              and np.array_equal(lr.predictions, ref.predictions))
-    spikes = None
-    if verify:
-        lv = run_lava(g, xs, record_spikes=True)
-        spikes = first_difference(em.to_pipeline(xs), lv.trace)
+    spikes = first_difference(em.to_pipeline(xs), run_lava(g, xs, record_spikes=True).trace) if verify else None
 
     em.run(xs)                                                           # warm-up
     t_same = best_time(lambda: em.run(xs), repeats=15)
@@ -154,23 +170,13 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
         data_y = data.y
     t_full = best_time(lambda: em.run(x), repeats=repeats)
     full = em.run(x)
-    tuned_em = Emulator(g, synapse_form="measure")                       # dense or event-driven per group
-    tuned_em.run(xs)
-    t_tuned = best_time(lambda: tuned_em.run(x), repeats=min(3, repeats))
-    tuned_identical = bool(np.array_equal(tuned_em.run(x).readout_v, full.readout_v))
-    forms = [it.choice for items in tuned_em.outgoing.values() for it in items if hasattr(it, "choice")]
-    ref_em = Emulator(g, backend="numpy")                                # the NumPy reference
-    ref_em.run(xs)
-    t_ref = best_time(lambda: ref_em.run(x), repeats=min(3, repeats))
-    same_as_ref = bool(np.array_equal(ref_em.run(x).readout_v, full.readout_v))
-    emu_same = len(xs) / t_same
-    emu_full = len(x) / t_full
+    emu_same, emu_full = len(xs) / t_same, len(x) / t_full
     lava_sps = len(xs) / lava_wall
     lava_steady = 1.0 / (g.T * lr.per_step_s)
     return {
         "model": name,
         "populations": len(g.populations), "synapse_groups": len(g.synapses),
-        "neurons": int(sum(p.size for p in g.populations)), "T": g.T, "latency": tm.latency,
+        "neurons": int(sum(p.size for p in g.populations)), "T": g.T, "latency": em.timing.latency,
         "lava": {"samples": len(xs), "steps": lr.num_steps, "processes": lr.num_processes, "runs": lava_repeats,
                  "wall_s_all_runs": [r.build_s + r.run_s for r in runs],
                  "build_s": lr.build_s, "startup_s": lr.startup_s, "per_step_s": lr.per_step_s,
@@ -179,12 +185,7 @@ def bench_model(name: str, n_lava: int, verify: bool, workdir: str, lava_repeats
                      "full_split_samples": len(x), "full_split_s": t_full, "full_split_samples_per_s": emu_full,
                      "batch": em.batch, "backend": em.backend,
                      "accuracy_full_split": float(np.mean(full.predictions == data_y)),
-                     "measured_forms_full_split_samples_per_s": len(x) / t_tuned,
-                     "measured_forms_identical": tuned_identical,
-                     "measured_forms_groups_event": forms.count("event"),
-                     "measured_forms_groups_dense": forms.count("dense"),
-                     "numpy_reference_full_split_samples_per_s": len(x) / t_ref,
-                     "numpy_reference_identical": same_as_ref},
+                     **_other_forms(g, x, xs, full, repeats)},
         "lava_accuracy_same_samples": float(np.mean(lr.predictions == data.y[:len(xs)])),
         "outputs_identical": outputs_identical,
         "every_layer_every_step_identical": None if not verify else spikes is None,
