@@ -32,7 +32,7 @@ def run_lif(kernels: Optional[ModuleType], par: LifParams, nodecay: bool, terms:
     if kernels is not None:
         tb = np.empty((bsz, T), np.int64)
         bias = np.ascontiguousarray(par.bias.reshape(-1), dtype=np.int32)
-        by_kind, meta = pack(terms)
+        by_kind, meta = pack(terms, T, bsz, (c, h, w), kernels.SLOTS)
         rows = (T, bsz, h * w * c)
         trace = tr.reshape(rows) if tr is not None else np.empty((0, 0, 0), np.int32)
         kernels.gather_lif(by_kind, meta, h, par.du, par.dv, bias, par.vth_eff, nodecay, s.reshape(rows),

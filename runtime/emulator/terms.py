@@ -56,13 +56,21 @@ def _flat(y: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
     if y.strides[3] != y.itemsize or min(y.strides) < 0:
         y = np.ascontiguousarray(y)
     step = [st // y.itemsize for st in y.strides[:3]]
+    if y.flags.c_contiguous:                    # the common case, without as_strided's cost
+        return y.reshape(-1), (step[0], step[1], step[2])
     span = 1 + sum((n - 1) * st for n, st in zip(y.shape, step + [1]))
     return np.lib.stride_tricks.as_strided(y, shape=(span,), strides=(y.itemsize,)), (step[0], step[1], step[2])
 
 
-def pack(terms: list[Term]) -> tuple[list[list[np.ndarray]], np.ndarray]:
-    """`terms` as `lif_gather` takes them: flat arrays by dtype (in `KINDS` order) and a meta
-    table [K, META_COLUMNS] int64."""
+def pack(terms: list[Term], T: int, bsz: int, shape: tuple[int, int, int], slots: int
+         ) -> tuple[list[list[np.ndarray]], np.ndarray]:
+    """`terms` of a destination of shape (C, H, W) as `lif_gather` takes them: flat arrays by
+    dtype (in `KINDS` order, at most `slots` each) and a meta table [K, META_COLUMNS] int64.
+    Where a dtype has more terms than slots, all terms are summed first (`gather`: exact)."""
+    kinds = [KINDS.index(t.y.dtype.type) if t.y.dtype.type in KINDS else 2 for t in terms]
+    if any(kinds.count(k) > slots for k in range(len(KINDS))):
+        a = gather(terms, T, bsz, shape)
+        terms = [Term(a.reshape((T * bsz,) + a.shape[2:]), 0)]
     by_kind: list[list[np.ndarray]] = [[] for _ in KINDS]
     meta = np.empty((len(terms), META_COLUMNS), np.int64)
     for k, term in enumerate(terms):

@@ -59,10 +59,23 @@ def test_the_gather_wraps_like_an_int32_inport():
 
 def test_pack_gives_flat_arrays_and_their_layout():
     rng = np.random.default_rng(1)
-    by_kind, meta = pack(_terms(rng))
+    by_kind, meta = pack(_terms(rng), T, B, (C, H, W), 8)
     assert [len(k) for k in by_kind] == [1, 2, 2]            # float32; two uint8; static + widened int16
     assert all(a.ndim == 1 for k in by_kind for a in k)
     assert meta[0].tolist()[:6] == [0, 0, 0, 1, 0, 0]
     assert meta[0].tolist()[6:] == [H * W * 10, W * 10, 10, W, 3]        # strides of the wide array
     assert meta[2].tolist()[6:] == [H * 2 * W * 2, 2 * W * 2, 4, W, 2]    # stride-2 pixels
     assert meta[3, 5] == 1 and meta[4, 0] == 2                            # static; int16 as int32
+
+
+def test_more_terms_of_one_dtype_than_slots_are_summed_first():
+    rng = np.random.default_rng(2)
+    terms = [Term(rng.integers(0, 256, (T * B, H, W, C)).astype(np.uint8), 0, 1, 128) for _ in range(3)]
+    by_kind, meta = pack(terms, T, B, (C, H, W), 2)
+    assert [len(k) for k in by_kind] == [0, 0, 1] and len(meta) == 1           # one int32 sum
+    assert np.array_equal(by_kind[2][0].reshape(T, B, H, W, C), gather(terms, T, B, (C, H, W)))
+    p = LifParams.make(4095, 0, np.zeros(C), 0, 0)
+    s_many, s_ref = np.empty((T, B, H, W, C), np.uint8), np.empty((T, B, H, W, C), np.uint8)
+    tr, _ = run_lif(kernels, p, False, terms * 4, s_many, np.zeros(H * W * C, np.int64), True)   # 12 > 8 slots
+    tr_ref, _ = run_lif(None, p, False, terms * 4, s_ref, np.zeros(H * W * C, np.int64), True)
+    assert np.array_equal(tr, tr_ref) and np.array_equal(s_many, s_ref)
