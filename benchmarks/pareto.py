@@ -3,7 +3,8 @@ each a full `lsnn search` run (search or not, retraining, export, compile and th
 then `lsnn compare` over all of them.
 
 Runs go in --runs (one directory each); a finished run (summary.json) is not run again, so an
-interrupted study continues where it stopped. --jobs runs at one torch thread each.
+interrupted study continues where it stopped. --jobs runs at one torch thread each;
+--report-only compares the runs finished so far without running any.
 
     python benchmarks/pareto.py --dataset digits --seeds 0,1 --jobs 2 \
         --runs runs/pareto_digits --out benchmarks/results/pareto_digits
@@ -65,16 +66,23 @@ def main() -> int:
     ap.add_argument("--runs", default="runs/pareto_digits")
     ap.add_argument("--out", default="benchmarks/results/pareto_digits")
     ap.add_argument("--lsnn", default=str(Path(sys.executable).with_name("lsnn")))
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: compare the runs finished so far (into RUNS/compare; the results "
+                         "files under --out are written only once every run is done)")
     ap.add_argument("extra", nargs="*", help="more lsnn search options (after --)")
     a = ap.parse_args()
     todo = jobs(a.dataset, [int(s) for s in a.seeds.split(",")], Path(a.runs), a.extra)
-    with ThreadPoolExecutor(a.jobs) as pool:
-        for line in pool.map(lambda j: run_one(j[0], j[1], a.lsnn), todo):
-            print(line, flush=True)
+    if not a.report_only:
+        with ThreadPoolExecutor(a.jobs) as pool:
+            for line in pool.map(lambda j: run_one(j[0], j[1], a.lsnn), todo):
+                print(line, flush=True)
     done = [str(d) for d, _ in todo if (d / "summary.json").is_file()]
+    print(f"{len(done)} of {len(todo)} runs finished", flush=True)
+    if not done:
+        return 1
     folder = Path(a.runs) / "compare"
     rc = subprocess.call([a.lsnn, "compare", *done, "--out", str(folder)])
-    if rc == 0:                      # benchmarks/results/pareto_<dataset>.{json,md,png}
+    if rc == 0 and len(done) == len(todo):       # benchmarks/results/pareto_<dataset>.{json,md,png}
         for src, ext in (("compare.json", ".json"), ("compare.md", ".md"), ("pareto.png", ".png")):
             shutil.copyfile(folder / src, a.out + ext)
     return rc
