@@ -1,11 +1,11 @@
 """Compiled (numba) kernels of the emulator's fast path.
 
-`lif_gather`: one population for a batch. For each sample and step, it sums what every incoming
-group sent (`terms.Term`s, read where their kernels wrote them) into a buffer that stays in
-cache, then runs Lava's bit-accurate LIF on it (the
-same integer operations as `lsnn.contract.chip.lif_step`: int32 wraps, one-sided 24-bit current
-wrap, 24-bit v clip; or, where `lif_fast.fast_path_ok` proves it exact, the vectorised no-decay
-form), and counts the spikes per sample, step and neuron as it writes them. One read of each
+`lif_gather`: one population for a batch. For each block of ~1,000 neurons (whole pixels) of a
+sample and each step, it sums what every incoming group sent (`terms.Term`s, read where their
+kernels wrote them) into a buffer that stays in L1 with the block's state, then runs Lava's
+bit-accurate LIF on it (the same integer operations as `lsnn.contract.chip.lif_step`: int32
+wraps, one-sided 24-bit current wrap, 24-bit v clip; or, where `lif_fast.fast_path_ok` proves it
+exact, the vectorised no-decay form), and counts the spikes per sample, step and neuron as it writes them. One read of each
 input and one write of the spikes per neuron-step. Parallel over samples (prange); compiled on
 first use and cached on disk.
 """
@@ -17,6 +17,7 @@ from numba import njit, prange
 from lsnn.contract.chip import ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, MAX_UV, V_MAX
 
 _ACT_MUL = float(1 << ACT_SHIFT)
+_BLOCK = 1024      # neurons per block of the LIF: their state stays in L1 across the T steps
 
 
 @njit(inline="always")
@@ -26,43 +27,45 @@ def _wrap32(x: int) -> int:
 
 
 @njit(inline="always")
-def _add_term(acc, src, meta, k, r, H, C):
-    """acc [H*W*C] (int32, wraps) += (term k's row r - zero) * scale, into its channels. src:
-    the term's flat array; meta: its layout (`terms.pack`). Indexing slices by loop counters
-    (never by computed offsets) lets the loops vectorise."""
+def _add_term(acc, src, meta, k, r, p0, p1, C):
+    """acc [(p1-p0)*C] (int32, wraps) += (pixels p0..p1 of term k's row r - zero) * scale, into
+    its channels. src: the term's flat array; meta: its layout (`terms.pack`). Indexing slices
+    by loop counters (never by computed offsets) lets the loops vectorise."""
     offset, scale, zero = meta[k, 2], meta[k, 3], meta[k, 4]
     sr, sh, sw, W, ch = meta[k, 6], meta[k, 7], meta[k, 8], meta[k, 9], meta[k, 10]
     s0 = r * sr
-    if sw == ch and ch == C and sh == W * C:    # whole image, contiguous: one run
-        n = H * W * C
-        seg = src[s0:s0 + n]
+    if sw == ch and ch == C and sh == W * C:    # whole pixels, contiguous: one run
+        n = (p1 - p0) * C
+        b0 = s0 + p0 * C
+        seg = src[b0:b0 + n]
         for j in range(n):
             acc[j] += (np.int64(seg[j]) - zero) * scale
         return
-    for h in range(H):
-        for w in range(W):
-            a0 = (h * W + w) * C + offset
-            b0 = s0 + h * sh + w * sw
-            dst = acc[a0:a0 + ch]
-            seg = src[b0:b0 + ch]
-            for c in range(ch):
-                dst[c] += (np.int64(seg[c]) - zero) * scale
+    for p in range(p0, p1):
+        h = p // W
+        w = p - h * W
+        a0 = (p - p0) * C + offset
+        b0 = s0 + h * sh + w * sw
+        dst = acc[a0:a0 + ch]
+        seg = src[b0:b0 + ch]
+        for c in range(ch):
+            dst[c] += (np.int64(seg[c]) - zero) * scale
 
 
 @njit(inline="always")
-def _gather(acc, f32s, u8s, i32s, meta, t, m, B, H, C):
-    """acc [H*W*C] = the input of sample m at step t: the sum of every term."""
+def _gather(acc, f32s, u8s, i32s, meta, t, m, B, p0, p1, C):
+    """acc = the input of pixels p0..p1 of sample m at step t: the sum of every term."""
     for j in range(acc.shape[0]):
         acc[j] = 0
     for k in range(meta.shape[0]):
         kind, i = meta[k, 0], meta[k, 1]
         r = m if meta[k, 5] else t * B + m
         if kind == 0:
-            _add_term(acc, f32s[i], meta, k, r, H, C)
+            _add_term(acc, f32s[i], meta, k, r, p0, p1, C)
         elif kind == 1:
-            _add_term(acc, u8s[i], meta, k, r, H, C)
+            _add_term(acc, u8s[i], meta, k, r, p0, p1, C)
         else:
-            _add_term(acc, i32s[i], meta, k, r, H, C)
+            _add_term(acc, i32s[i], meta, k, r, p0, p1, C)
 
 
 @njit(inline="always")
@@ -123,7 +126,9 @@ def lif_gather(f32s, u8s, i32s, meta, H, du, dv, bias, vth_eff, nodecay, spikes,
     spikes [T, B, N] uint8 (N = H*W*C neurons per sample, written); trace [T, B, N] int32 (v
     after each step, written if want_trace); per_step_sample [B, T] int64 (written); per_neuron
     [N] int64 (added to); threads: numba's threads for this call (one inside the emulator's
-    worker threads). One sample at a time, its state and input (a few 10 kB) in cache.
+    worker threads). A block of whole pixels at a time, its state and input in L1 across the
+    T steps (measured ~10 % faster overall than a whole sample at a time, whose state lives in
+    L2).
     """
     T, B, N = spikes.shape
     C = bias.shape[0]
@@ -137,30 +142,40 @@ def lif_gather(f32s, u8s, i32s, meta, H, du, dv, bias, vth_eff, nodecay, spikes,
         bi[j] = bias[j % C]
     bf = bi.astype(np.float64)
     P = max(1, min(threads, B))
+    npix = N // C
+    bp = max(1, _BLOCK // C)                      # pixels per block: its state stays in L1
+    L = bp * C
     counts = np.zeros((P, N), np.int64)
     for q in prange(P):
-        acc = np.empty(N, np.int32)
-        u = np.empty(N, np.int64)
-        v = np.empty(N, np.int64)
-        vd = np.empty(N, np.float64)
-        count = counts[q]
+        acc_b = np.empty(L, np.int32)
+        u_b = np.empty(L, np.int64)
+        v_b = np.empty(L, np.int64)
+        vd_b = np.empty(L, np.float64)
         for m in range(q * B // P, (q + 1) * B // P):
-            for j in range(N):
-                u[j] = 0
-                v[j] = 0
-                vd[j] = 0.0
             for t in range(T):
-                _gather(acc, f32s, u8s, i32s, meta, t, m, B, H, C)
-                st = spikes[t, m]
-                if nodecay:
-                    per_step_sample[m, t] = _step_nodecay(acc, vd, bf, vf, vth, lim, st, count)
-                else:
-                    per_step_sample[m, t] = _step_general(acc, u, v, bi, cur_factor, volt_factor, vth_eff, st,
-                                                          count)
-                if want_trace:
-                    tr = trace[t, m]
-                    for j in range(N):
-                        tr[j] = np.int32(vd[j]) if nodecay else np.int32(v[j])
+                per_step_sample[m, t] = 0
+            for p0 in range(0, npix, bp):
+                p1 = min(npix, p0 + bp)
+                n0 = p0 * C
+                n = (p1 - p0) * C
+                acc, u, v, vd = acc_b[:n], u_b[:n], v_b[:n], vd_b[:n]
+                count = counts[q, n0:n0 + n]
+                for j in range(n):
+                    u[j] = 0
+                    v[j] = 0
+                    vd[j] = 0.0
+                for t in range(T):
+                    _gather(acc, f32s, u8s, i32s, meta, t, m, B, p0, p1, C)
+                    st = spikes[t, m, n0:n0 + n]
+                    if nodecay:
+                        per_step_sample[m, t] += _step_nodecay(acc, vd, bf[n0:n0 + n], vf, vth, lim, st, count)
+                    else:
+                        per_step_sample[m, t] += _step_general(acc, u, v, bi[n0:n0 + n], cur_factor, volt_factor,
+                                                               vth_eff, st, count)
+                    if want_trace:
+                        tr = trace[t, m, n0:n0 + n]
+                        for j in range(n):
+                            tr[j] = np.int32(vd[j]) if nodecay else np.int32(v[j])
     for q in range(P):
         for j in range(N):
             per_neuron[j] += counts[q, j]
