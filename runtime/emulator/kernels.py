@@ -1,6 +1,6 @@
 """Compiled (numba) kernels of the emulator's fast path.
 
-`lif_gather`: one population for a batch. For each block of ~1,000 neurons (whole pixels) of a
+`lif_gather`: one population for a batch. For each block of ~500 neurons (whole pixels) of a
 sample and each step, it sums what every incoming group sent (`terms.Term`s, read where their
 kernels wrote them) into a buffer that stays in L1 with the block's state, then runs Lava's
 bit-accurate LIF on it (the same integer operations as `lsnn.contract.chip.lif_step`: int32
@@ -17,7 +17,7 @@ from numba import njit, prange
 from lsnn.contract.chip import ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, MAX_UV, V_MAX
 
 _ACT_MUL = float(1 << ACT_SHIFT)
-_BLOCK = 1024      # neurons per block of the LIF: their state stays in L1 across the T steps
+_BLOCK = 512       # neurons per block of the LIF (state in L1 across the T steps; 512 measured ~2 % faster than 1024)
 
 
 @njit(inline="always")
