@@ -54,6 +54,7 @@ from lsnn.runtime.emulator.terms import Term
 from lsnn.runtime.netgraph import check_input_int, check_runnable, input_is_graded
 from lsnn.runtime.results import EmulatorResult, PipelineTrace
 
+SMALL_BATCH_ROWS = 64            # below (samples x steps), convs fused across destinations
 CACHE_BYTES = 24 * 2 ** 20      # the largest population's input per batch (see __init__)
 
 
@@ -130,12 +131,16 @@ class Emulator:
             outgoing.setdefault(op.src, []).append(op)
         self.outgoing = {src: (fuse_by_source(ops) if self.backend == "fast" else list(ops))
                          for src, ops in outgoing.items()}
+        # small batches: convs fused across destinations (fewer calls; see fuse_by_source)
+        self.outgoing_small = {src: (fuse_by_source(ops, per_destination=False) if self.backend == "fast"
+                                     else list(ops)) for src, ops in outgoing.items()}
         if synapse_form not in SYNAPSE_FORMS:
             raise ValueError(f"unknown synapse form {synapse_form!r} (one of {', '.join(SYNAPSE_FORMS)})")
         if self.backend == "fast" and synapse_form != "dense":
             self.outgoing = {src: [Tuned(it, None if synapse_form == "measure" else synapse_form)
                                    if src != INPUT_NAME and Tuned.eligible(it) else it for it in items]
                              for src, items in self.outgoing.items()}
+            self.outgoing_small = self.outgoing
         self.params = {p.name: LifParams.make(p.du, p.dv, p.bias_mant, p.bias_exp, p.vth_mant)
                        for p in graph.populations}
         # exact no-decay form of the LIF where no current decay and no 24-bit wrap can occur
@@ -241,7 +246,8 @@ class Emulator:
     def _push(self, src: str, x: np.ndarray, terms: dict[str, list[Term]], static: bool = False) -> None:
         """What population (or input) `src` sends, x [M, H, W, C], appended to the terms of its
         destinations (`static`: x is the encoded input, sent at every step)."""
-        for item in self.outgoing.get(src, []):
+        rows = x.shape[0] * (self.T if static else 1)
+        for item in (self.outgoing if rows >= SMALL_BATCH_ROWS else self.outgoing_small).get(src, []):
             pairs = item.terms(x) if isinstance(item, Tuned) else dense_terms(item, x, static)
             for dst, term in pairs:
                 terms[dst].append(term)

@@ -1,8 +1,8 @@
 """Synapse groups as the chip applies them (Lava's Conv / Dense / identity semantics).
 
 `SynapseOp` is one group in NumPy (im2col + one exact float GEMM): the reference. `FusedConv`
-runs the conv groups from one population into one destination with the same geometry as one
-convolution (oneDNN int8 on spikes, else torch float32; exact because every partial sum is an
+runs the conv groups from one population with the same geometry (into one destination, or
+into several) as one convolution (oneDNN int8 on spikes, else torch float32; exact because every partial sum is an
 integer below 2^24), the emulator's fast path.
 
 Layout: activations channels-last [M, H, W, C]; outputs int32 as Lava delivers them (Conv wraps
@@ -137,7 +137,7 @@ class SynapseOp:
 
 
 class FusedConv:
-    """Conv groups with one source, one destination and one geometry as a single convolution
+    """Conv groups with one source and one geometry as a single convolution
     (weights stacked along the output channels), exact for groups whose bound is below 2^24 and
     that cannot wrap (`fusable`): oneDNN's int8 kernel where the source sends spikes and it passes its self-check
     (`int8_conv`), else a float32 torch conv2d. Splitting the result gives each group's output."""
@@ -149,8 +149,8 @@ class FusedConv:
 
         first = ops[0]
         for op in ops:
-            if not self.fusable(op) or (op.src, op.dst, op.kernel, op.stride, op.padding) != \
-                    (first.src, first.dst, first.kernel, first.stride, first.padding):
+            if not self.fusable(op) or (op.src, op.kernel, op.stride, op.padding) != \
+                    (first.src, first.kernel, first.stride, first.padding):
                 raise ValueError(f"synapse group '{op.name}' cannot be fused with '{first.name}'")
         self.ops = ops
         self.src = first.src
@@ -189,17 +189,18 @@ class FusedConv:
         return self.split(y.astype(np.int32) - np.int32(zero))
 
 
-def fuse_by_source(ops: list[SynapseOp]) -> list["FusedConv | SynapseOp"]:
+def fuse_by_source(ops: list[SynapseOp], per_destination: bool = True) -> list["FusedConv | SynapseOp"]:
     """Group `ops` for the fast path: fusable convs by (source, destination, kernel, stride,
-    padding) into `FusedConv`s; every other group stays a `SynapseOp` (NumPy). Order: first
-    appearance. Not across destinations: the LIF then reads each destination's input as whole
-    contiguous pixels (`kernels.lif_gather`), which measured ~8 % faster overall on the
-    CIFAR-size net than one wider convolution per source with its outputs interleaved."""
+    padding) into `FusedConv`s, or across destinations if not `per_destination`; every other
+    group stays a `SynapseOp` (NumPy). Order: first appearance. Per destination, the LIF reads
+    each destination's input as whole contiguous pixels (`kernels.lif_gather`), which measured
+    ~8 % faster on large batches of the CIFAR-size net; across destinations there are fewer
+    convolution calls, whose fixed cost dominates small batches."""
     groups: dict[tuple, list[SynapseOp]] = {}
     out: list[object] = []
     for op in ops:
         if FusedConv.fusable(op):
-            key = (op.src, op.dst, op.kernel, op.stride, op.padding)
+            key = (op.src, op.dst if per_destination else None, op.kernel, op.stride, op.padding)
             if key not in groups:
                 groups[key] = []
                 out.append(key)

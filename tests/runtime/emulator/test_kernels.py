@@ -140,6 +140,28 @@ def test_fast_backend_equals_numpy_reference(seed):
         assert np.array_equal(a.spike_maps[p.name], b.spike_maps[p.name])
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_large_batches_fuse_per_destination_and_equal_the_reference(seed):
+    """Batches of at least SMALL_BATCH_ROWS rows take the convs fused per destination, smaller
+    ones the convs fused across destinations: both equal the NumPy reference."""
+    from lsnn.runtime.emulator.engine import SMALL_BATCH_ROWS
+
+    g = random_graph(seed)
+    n = SMALL_BATCH_ROWS + 1                                      # >= SMALL_BATCH_ROWS rows for any T
+    x = random_input(g, n, seed=seed)
+    big = Emulator(g, backend="fast", max_batch=n, threads=1)
+    assert big.batch == n
+    a = big.run(x, record_spikes=True)
+    b = Emulator(g, backend="numpy", max_batch=n).run(x, record_spikes=True)
+    assert np.array_equal(a.readout_trace, b.readout_trace)
+    for p in g.populations:
+        assert np.array_equal(a.spikes[p.name], b.spikes[p.name]), p.name
+    wide = [it for items in big.outgoing_small.values() for it in items if isinstance(it, FusedConv)]
+    narrow = [it for items in big.outgoing.values() for it in items if isinstance(it, FusedConv)]
+    assert all(len({op.dst for op in it.ops}) == 1 for it in narrow)
+    assert sum(len(it.ops) for it in wide) == sum(len(it.ops) for it in narrow) and len(wide) <= len(narrow)
+
+
 def test_workspace_is_reused_and_results_repeat():
     g = concat_graph()
     em = Emulator(g, backend="fast")
