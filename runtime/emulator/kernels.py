@@ -5,9 +5,9 @@ sample and each step, it sums what every incoming group sent (`terms.Term`s, rea
 kernels wrote them) into a buffer that stays in L1 with the block's state, then runs Lava's
 bit-accurate LIF on it (the same integer operations as `lsnn.contract.chip.lif_step`: int32
 wraps, one-sided 24-bit current wrap, 24-bit v clip; or, where `lif_fast.fast_path_ok` proves it
-exact, the vectorised no-decay form), and counts the spikes per sample, step and neuron as it writes them. One read of each
-input and one write of the spikes per neuron-step. Parallel over samples (prange); compiled on
-first use and cached on disk.
+exact, the vectorised no-decay form), and counts the spikes per sample, step and neuron as it
+writes them. One read of each input and one write of the spikes per neuron-step. Parallel over
+samples (prange); compiled on first use and cached on disk.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from numba import njit, prange
 from lsnn.contract.chip import ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, MAX_UV, V_MAX
 
 _ACT_MUL = float(1 << ACT_SHIFT)
-_BLOCK = 512       # neurons per block of the LIF (state in L1 across the T steps; 512 measured ~2 % faster than 1024)
+_BLOCK = 512       # neurons per LIF block (state in L1 across the T steps; ~2 % faster than 1024)
 
 
 @njit(inline="always")
@@ -116,14 +116,13 @@ def _step_nodecay(acc, v, b, vf, vth, lim, st, count):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def lif_gather(f32s, u8s, i32s, meta, H, du, dv, bias, vth_eff, nodecay, spikes, trace, want_trace,
+def lif_gather(f32s, u8s, i32s, meta, du, dv, bias, vth_eff, nodecay, spikes, trace, want_trace,
                per_step_sample, per_neuron, threads):  # pragma: no cover - compiled
-    """T LIF steps from u = v = 0 of one population (H image rows) for B samples, on the sum of
-    its terms.
+    """T LIF steps from u = v = 0 of one population for B samples, on the sum of its terms.
 
     f32s / u8s / i32s: tuples of `SLOTS` flat arrays by dtype (the terms', then padding), meta
-    [K, 11] int64 (`terms.pack`); bias [C] int32 (bias_mant << bias_exp); nodecay: `fast_path_ok` holds;
-    spikes [T, B, N] uint8 (N = H*W*C neurons per sample, written); trace [T, B, N] int32 (v
+    [K, 11] int64 (`terms.pack`); bias [C] int32 (bias_mant << bias_exp); nodecay:
+    `fast_path_ok` holds; spikes [T, B, N] uint8 (N = H*W*C neurons per sample, written); trace [T, B, N] int32 (v
     after each step, written if want_trace); per_step_sample [B, T] int64 (written); per_neuron
     [N] int64 (added to); threads: numba's threads for this call (one inside the emulator's
     worker threads). A block of whole pixels at a time, its state and input in L1 across the
@@ -185,7 +184,7 @@ SLOTS = 8                  # terms of one dtype a call takes (`terms.pack` gathe
 _PAD = tuple(np.zeros(1, dt) for dt in (np.float32, np.uint8, np.int32))
 
 
-def gather_lif(by_kind: list[list[np.ndarray]], meta: np.ndarray, H: int, du: int, dv: int, bias: np.ndarray,
+def gather_lif(by_kind: list[list[np.ndarray]], meta: np.ndarray, du: int, dv: int, bias: np.ndarray,
                vth_eff: int, nodecay: bool, spikes: np.ndarray, trace: np.ndarray, want_trace: bool,
                per_step_sample: np.ndarray, per_neuron: np.ndarray) -> None:
     """`lif_gather` on terms packed by `terms.pack` (at most `SLOTS` per dtype), on this
@@ -194,5 +193,5 @@ def gather_lif(by_kind: list[list[np.ndarray]], meta: np.ndarray, H: int, du: in
     from numba import get_num_threads
 
     tuples = [tuple(arrays) + (pad,) * (SLOTS - len(arrays)) for arrays, pad in zip(by_kind, _PAD)]
-    lif_gather(*tuples, meta, H, du, dv, bias, vth_eff, nodecay, spikes, trace, want_trace, per_step_sample,
+    lif_gather(*tuples, meta, du, dv, bias, vth_eff, nodecay, spikes, trace, want_trace, per_step_sample,
                per_neuron, get_num_threads())

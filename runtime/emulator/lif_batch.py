@@ -35,7 +35,7 @@ def run_lif(kernels: Optional[ModuleType], par: LifParams, nodecay: bool, terms:
         by_kind, meta = pack(terms, T, bsz, (c, h, w), kernels.SLOTS)
         rows = (T, bsz, h * w * c)
         trace = tr.reshape(rows) if tr is not None else np.empty((0, 0, 0), np.int32)
-        kernels.gather_lif(by_kind, meta, h, par.du, par.dv, bias, par.vth_eff, nodecay, s.reshape(rows),
+        kernels.gather_lif(by_kind, meta, par.du, par.dv, bias, par.vth_eff, nodecay, s.reshape(rows),
                            trace, want_trace, tb, per_neuron)
         return tr, tb
     a = gather(terms, T, bsz, (c, h, w))
