@@ -6,8 +6,9 @@ Two schedules of the same integer arithmetic (docs/SEMANTICS.md sections 3-4):
   net is feed-forward, so each population is computed for all T steps of a batch of samples at
   once: when its spikes exist it pushes them through its outgoing synapse groups, whose outputs
   wait as they are (`terms`) until each destination sums them and runs the LIF recurrence over T.
-  Two backends of identical integers: "fast" (conv groups from one population into one
-  destination with one geometry as one convolution: oneDNN's int8 kernel on spikes
+  Two backends of identical integers: "fast" (conv groups from one population with one
+  geometry as one convolution, per destination on large batches and across destinations on
+  small ones (`SMALL_BATCH_ROWS`): oneDNN's int8 kernel on spikes
   (`int8_conv`), else torch float32; exact because every partial sum is an integer below 2^24,
   checked per group; the LIF as a compiled numba kernel that sums the terms as it goes,
   `kernels`) and "numpy" (the reference: one
@@ -55,7 +56,7 @@ from lsnn.runtime.netgraph import check_input_int, check_runnable, input_is_grad
 from lsnn.runtime.results import EmulatorResult, PipelineTrace
 
 SMALL_BATCH_ROWS = 64            # below (samples x steps), convs fused across destinations
-CACHE_BYTES = 24 * 2 ** 20      # the largest population's input per batch (see __init__)
+CACHE_BYTES = 24 * 2 ** 20      # the largest population per batch at 4 bytes a neuron-step (see __init__)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,14 +107,15 @@ class Emulator:
     def __init__(self, graph: Graph, *, max_batch: int = 256, act_budget_bytes: int = 256 * 2 ** 20,
                  cache_bytes: int = CACHE_BYTES, backend: str = "auto", synapse_form: str = "dense",
                  threads: Optional[int] = None) -> None:
-        """`backend`: "fast" (conv groups fused per source as one exact convolution, oneDNN int8
-        on spikes or float32 torch, compiled numba LIF), "numpy" (the reference: one im2col GEMM per group, array LIF), or
+        """`backend`: "fast" (fused conv groups as exact convolutions, oneDNN int8 on spikes or
+        float32 torch, the compiled numba LIF summing the groups' outputs), "numpy" (the reference: one im2col GEMM per group, array LIF), or
         "auto" (fast when torch and numba import). Both give identical integers. `synapse_form`
         (fast backend, groups leaving a population): "dense" (default: measured fastest overall,
         benchmarks/bench_runtime.py), "measure" (each group in the form, dense or event-driven
         (`event_ops`), measured faster on its first batch) or "event".
         `threads`: worker threads that run whole batches (`parallel`; None: the CPUs available).
-        The batch keeps the largest population's int32 input within `cache_bytes`."""
+        The batch keeps the largest population at 4 bytes per neuron-step within `cache_bytes`
+        (a size rule measured on the CIFAR-size net, see below)."""
         self.backend = resolve_backend(backend)
         self._kernels = None
         if self.backend == "fast":            # numba compiles (or loads its cache) on first call
@@ -149,7 +151,7 @@ class Emulator:
         # batch size: the uint8 spikes of every population, the groups' outputs waiting for
         # their destinations (at most float32 + int32 per neuron) and the widest conv output,
         # over T x batch, within budget (im2col is chunked separately); and the largest
-        # population's int32 input within `cache_bytes`. Measured on the CIFAR-size net of
+        # population at 4 bytes per neuron-step within `cache_bytes`. Measured on the CIFAR-size net of
         # benchmarks/bench_runtime.py (2-core Xeon, 2 workers): batch 12 506, 23 718, 32 751,
         # 61 833 samples/s
         sizes = [int(np.prod(p.shape)) for p in graph.populations]

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from lsnn.contract.chip import ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, MAX_UV, V_MAX
+from lsnn.runtime.emulator.terms import KINDS
 
 _ACT_MUL = float(1 << ACT_SHIFT)
 _BLOCK = 512       # neurons per LIF block (state in L1 across the T steps; ~2 % faster than 1024)
@@ -181,7 +182,7 @@ def lif_gather(f32s, u8s, i32s, meta, du, dv, bias, vth_eff, nodecay, spikes, tr
 
 
 SLOTS = 8                  # terms of one dtype a call takes (`terms.pack` gathers the rest first)
-_PAD = tuple(np.zeros(1, dt) for dt in (np.float32, np.uint8, np.int32))
+_PAD = tuple(np.zeros(1, dt) for dt in KINDS)     # one per tuple, in `lif_gather`'s order
 
 
 def gather_lif(by_kind: list[list[np.ndarray]], meta: np.ndarray, du: int, dv: int, bias: np.ndarray,

@@ -29,7 +29,9 @@ def numba_layer_is_threadsafe(kernels: object) -> bool:
     import numba
     import numpy as np
 
-    kernels.gather_lif([[], [], []], np.zeros((0, 11), np.int64), 4095, 0,  # type: ignore[attr-defined]
+    from lsnn.runtime.emulator.terms import META_COLUMNS
+
+    kernels.gather_lif([[], [], []], np.zeros((0, META_COLUMNS), np.int64), 4095, 0,  # type: ignore[attr-defined]
                        np.zeros(1, np.int32), 1, True, np.zeros((1, 1, 1), np.uint8), np.zeros((0, 0, 0), np.int32),
                        False, np.zeros((1, 1), np.int64), np.zeros(1, np.int64))
     return numba.threading_layer() in ("omp", "tbb")

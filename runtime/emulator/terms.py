@@ -67,18 +67,17 @@ def pack(terms: list[Term], T: int, bsz: int, shape: tuple[int, int, int], slots
     """`terms` of a destination of shape (C, H, W) as `lif_gather` takes them: flat arrays by
     dtype (in `KINDS` order, at most `slots` each) and a meta table [K, META_COLUMNS] int64.
     Where a dtype has more terms than slots, all terms are summed first (`gather`: exact)."""
-    kinds = [KINDS.index(t.y.dtype.type) if t.y.dtype.type in KINDS else 2 for t in terms]
+    # other dtypes (e.g. int16 from a graded input) are widened to int32
+    ys = [t.y if t.y.dtype.type in KINDS else t.y.astype(np.int32) for t in terms]
+    kinds = [KINDS.index(y.dtype.type) for y in ys]
     if any(kinds.count(k) > slots for k in range(len(KINDS))):
         a = gather(terms, T, bsz, shape)
         terms = [Term(a.reshape((T * bsz,) + a.shape[2:]), 0)]
+        ys, kinds = [terms[0].y], [KINDS.index(np.int32)]
     by_kind: list[list[np.ndarray]] = [[] for _ in KINDS]
     meta = np.empty((len(terms), META_COLUMNS), np.int64)
-    for k, term in enumerate(terms):
-        y = term.y
-        if y.dtype.type not in KINDS:               # e.g. int16 from a graded input: widen once
-            y = y.astype(np.int32)
+    for k, (term, y, kind) in enumerate(zip(terms, ys, kinds)):
         flat, (sr, sh, sw) = _flat(y)
-        kind = KINDS.index(y.dtype.type)
         meta[k] = (kind, len(by_kind[kind]), term.offset, term.scale, term.zero, term.static,
                    sr, sh, sw, y.shape[2], y.shape[3])
         by_kind[kind].append(flat)
