@@ -2,9 +2,12 @@
 each a full `lsnn search` run (search or not, retraining, export, compile and the deploy check),
 then `lsnn compare` over all of them.
 
-Runs go in --runs (one directory each); a finished run (summary.json) is not run again, so an
-interrupted study continues where it stopped. --jobs runs at one torch thread each;
---report-only compares the runs finished so far without running any.
+Runs go in --runs (one directory each, with checkpoints: not committed). A finished run leaves
+a record, its summary.json, config.yaml, genotype.json and retrain_log.jsonl, in --records
+(default: --out + "_runs", meant to be committed): a run with a record is not run again, an
+unfinished one resumes, so a study longer than one machine session continues on the next from
+the committed records. --jobs runs at one torch thread each; --report-only compares the
+recorded runs without running any.
 
     python benchmarks/pareto.py --dataset digits --seeds 0,1 --jobs 2 \
         --runs runs/pareto_digits --out benchmarks/results/pareto_digits
@@ -47,15 +50,32 @@ def jobs(dataset: str, seeds: list[int], runs: Path, extra: list[str]) -> list[t
     return out
 
 
-def run_one(d: Path, args: list[str], lsnn: str) -> str:
-    """Run (or resume) one study run; its output goes to d/run.log."""
-    if (d / "summary.json").is_file():
-        return f"{d.name}: done before"
-    d.mkdir(parents=True, exist_ok=True)
-    resume = ["--resume"] if (d / "config.yaml").is_file() else []
-    with open(d / "run.log", "a") as log:
-        rc = subprocess.call([lsnn, "search", *args, *resume], stdout=log, stderr=subprocess.STDOUT)
-    return f"{d.name}: exit {rc}"
+RECORD_FILES = ("summary.json", "config.yaml", "genotype.json", "retrain_log.jsonl")
+
+
+def record(d: Path, records: Path) -> None:
+    """Copy a finished run's small files (what `lsnn compare` reads, and how it got there) to
+    records/<run>; summary.json last, so that a record with a summary is complete."""
+    dst = records / d.name
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in sorted(RECORD_FILES, key=lambda n: n == "summary.json"):
+        if (d / name).is_file():
+            shutil.copyfile(d / name, dst / name)
+
+
+def run_one(d: Path, args: list[str], lsnn: str, records: Path) -> str:
+    """Run (or resume) one study run unless it has a record; its output goes to d/run.log."""
+    if (records / d.name / "summary.json").is_file():
+        return f"{d.name}: recorded before"
+    if not (d / "summary.json").is_file():
+        d.mkdir(parents=True, exist_ok=True)
+        resume = ["--resume"] if (d / "config.yaml").is_file() else []
+        with open(d / "run.log", "a") as log:
+            rc = subprocess.call([lsnn, "search", *args, *resume], stdout=log, stderr=subprocess.STDOUT)
+        if rc != 0:
+            return f"{d.name}: exit {rc}"
+    record(d, records)
+    return f"{d.name}: done"
 
 
 def main() -> int:
@@ -65,18 +85,21 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--runs", default="runs/pareto_digits")
     ap.add_argument("--out", default="benchmarks/results/pareto_digits")
+    ap.add_argument("--records", default=None,
+                    help="folder of the finished runs' records (default: OUT_runs)")
     ap.add_argument("--lsnn", default=str(Path(sys.executable).with_name("lsnn")))
     ap.add_argument("--report-only", action="store_true",
-                    help="run nothing: compare the runs finished so far (into RUNS/compare; the results "
-                         "files under --out are written only once every run is done)")
+                    help="run nothing: compare the recorded runs (into RUNS/compare; the results "
+                         "files under --out are written only once every run is recorded)")
     ap.add_argument("extra", nargs="*", help="more lsnn search options (after --)")
     a = ap.parse_args()
     todo = jobs(a.dataset, [int(s) for s in a.seeds.split(",")], Path(a.runs), a.extra)
+    records = Path(a.records or a.out + "_runs")
     if not a.report_only:
         with ThreadPoolExecutor(a.jobs) as pool:
-            for line in pool.map(lambda j: run_one(j[0], j[1], a.lsnn), todo):
+            for line in pool.map(lambda j: run_one(j[0], j[1], a.lsnn, records), todo):
                 print(line, flush=True)
-    done = [str(d) for d, _ in todo if (d / "summary.json").is_file()]
+    done = [str(records / d.name) for d, _ in todo if (records / d.name / "summary.json").is_file()]
     print(f"{len(done)} of {len(todo)} runs finished", flush=True)
     if not done:
         return 1
