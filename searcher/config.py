@@ -14,7 +14,7 @@ import yaml
 from lsnn.errors import ConfigError
 
 STAGES = ("all", "search", "retrain")
-STRATEGIES = ("litesnn", "sequential", "random", "hand")
+STRATEGIES = ("litesnn", "sequential", "random", "hand", "spikenas")
 
 
 @dataclass
@@ -74,6 +74,7 @@ class RunConfig:
     hand_bits: int = 4                # strategy hand: weight bits of every cell
     random_candidates: int | None = None   # strategy random: genotypes tried (None: the search's compute)
     proxy_epochs: int = 2             # strategy random: training epochs per candidate
+    memory_budget_kb: float | None = None  # strategy spikenas: model-size budget (cost model, kB; None: none)
 
     def validate(self, source: str = "config") -> "RunConfig":
         if isinstance(self.augment, bool):      # configs written before augment named one
@@ -104,6 +105,8 @@ class RunConfig:
             raise ConfigError(f"{source}: 'hand_bits' must be 1, 2 or 4, got {self.hand_bits}")
         if self.proxy_epochs < 1 or (self.random_candidates is not None and self.random_candidates < 1):
             raise ConfigError(f"{source}: 'proxy_epochs' and 'random_candidates' must be >= 1")
+        if self.memory_budget_kb is not None and not self.memory_budget_kb > 0:
+            raise ConfigError(f"{source}: 'memory_budget_kb' must be > 0, got {self.memory_budget_kb}")
         if self.lif_mode not in ("lava", "float"):
             raise ConfigError(f"{source}: 'lif_mode' must be 'lava' or 'float', got '{self.lif_mode}'")
         if self.arch_data not in ("same", "heldout"):

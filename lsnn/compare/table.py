@@ -95,11 +95,16 @@ def _measured_synops(deploy: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def cost_point_label(strategy: str, preset: Any, l1: Any, l2: Any, p: Any, bits: Any, T: Any) -> str:
-    """The cost point a run aims at: bits and T for "hand", else preset, l1/l2 and p where known."""
+def cost_point_label(strategy: str, preset: Any, l1: Any, l2: Any, p: Any, bits: Any, T: Any,
+                     budget_kb: Any = None) -> str:
+    """The cost point a run aims at: bits and T for "hand", the memory budget and p for
+    "spikenas", else preset, l1/l2 and p where known."""
     if strategy == "hand":
         bits_text = "/".join(str(b) for b in bits) if isinstance(bits, list) else "?"
         return f"bits {bits_text} T={T if T is not None else '?'}"
+    if strategy == "spikenas":
+        budget = "no budget" if budget_kb is None else f"budget {budget_kb:g} kB"
+        return budget if p is None else f"{budget} p={p:g}"
     parts = [str(preset)] if preset else []
     if l1 is not None and l2 is not None:
         parts.append(f"l1={l1:g} l2={l2:g}")
@@ -147,7 +152,7 @@ def read_run(path: str | Path) -> RunRow:
     strategy = _first("strategy", s, c) or "litesnn"
     p = got["prune_rate"] if got["prune_rate"] is not None else _first("p", c)
     point = cost_point_label(strategy, _first("preset", s, c), _first("l1", s, c), _first("l2", s, c), p,
-                             got["bits_per_cell"], got["T"])
+                             got["bits_per_cell"], got["T"], _first("memory_budget_kb", s, c))
     return RunRow(run=str(path), strategy=strategy, seed=_first("seed", s, c), point=point,
                   **{key: float(s[0][key]) for key in REQUIRED},
                   measured_synops=_measured_synops(s[0].get("deploy")), **got)

@@ -5,7 +5,8 @@ their runs compare at equal footing (`lsnn compare`).
 - `litesnn`: LitE-SNN's joint search (architecture, mask, bits, T under Eq. 15 at once);
 - `sequential`: the paper's A+P+Q+T baseline, one single-objective step after another;
 - `random`: random genotypes of the same space, proxy-trained, the best on validation;
-- `hand`: a hand-designed plain stack, at chosen bits, p and T.
+- `hand`: a hand-designed plain stack, at chosen bits, p and T;
+- `spikenas`: SpikeNAS's training-free search, cell by cell, under a memory budget.
 """
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ def _registry() -> dict[str, Strategy]:
     from lsnn.searcher.strategy.litesnn import run_litesnn
     from lsnn.searcher.strategy.random_search import run_random
     from lsnn.searcher.strategy.sequential import run_sequential
+    from lsnn.searcher.strategy.spikenas import run_spikenas
 
-    return {"litesnn": run_litesnn, "sequential": run_sequential, "random": run_random, "hand": run_hand}
+    return {"litesnn": run_litesnn, "sequential": run_sequential, "random": run_random, "hand": run_hand,
+            "spikenas": run_spikenas}
 
 
 def find_genotype(cfg: RunConfig, data: Splits, out: Path, resume: bool, echo: Echo) -> Genotype:

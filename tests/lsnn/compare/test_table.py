@@ -46,6 +46,14 @@ def test_hand_strategy_point_is_bits_and_T(make_run):
     assert row.point == "bits 2/2/1 T=2"
 
 
+def test_spikenas_point_is_the_memory_budget_and_p(make_run):
+    row = read_run(make_run("s", summary=summary(strategy="spikenas", prune_rate=0.8),
+                            config={"memory_budget_kb": 12.5}))
+    assert row.point == "budget 12.5 kB p=0.8"
+    free = read_run(make_run("f", summary=summary(strategy="spikenas", prune_rate=0.8)))
+    assert free.point == "no budget p=0.8"
+
+
 def test_failed_deploy_has_no_measured_synops(make_run):
     row = read_run(make_run("d", summary=summary(deploy={"target": "loihi2", "error": "boom"})))
     assert row.measured_synops is None

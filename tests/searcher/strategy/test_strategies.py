@@ -106,7 +106,8 @@ def test_random_search_budget_candidates_and_score():
 
 @pytest.mark.parametrize("over, message", [({"strategy": "greedy"}, "'strategy' must be one of"),
                                            ({"hand_bits": 3}, "'hand_bits' must be 1, 2 or 4"),
-                                           ({"proxy_epochs": 0}, "'proxy_epochs'")])
+                                           ({"proxy_epochs": 0}, "'proxy_epochs'"),
+                                           ({"memory_budget_kb": 0.0}, "'memory_budget_kb' must be > 0")])
 def test_bad_strategy_options_name_the_key(over, message):
     with pytest.raises(ConfigError, match=message):
         build_config("digits", {}, over)
