@@ -37,9 +37,11 @@ def _list_targets() -> str:
               help="Output model.net (default: MODEL with suffix .net).")
 @click.option("--report-json", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Report path (default: OUTPUT with suffix .report.json).")
+@click.option("--nir", "nir_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the compiled network as a NIR graph (HDF5) for other simulators and chips.")
 @click.option("--list-targets", is_flag=True, help="List the bundled targets and exit.")
 def compile_cmd(model: Optional[Path], target: Optional[str], profile_file: Optional[Path], output: Optional[Path],
-                report_json: Optional[Path], list_targets: bool) -> None:
+                report_json: Optional[Path], nir_path: Optional[Path], list_targets: bool) -> None:
     """Lower MODEL (model.pt) to NetX HDF5 (model.net) + model.report.json for a hardware target."""
     if list_targets:
         click.echo(_list_targets())
@@ -58,3 +60,8 @@ def compile_cmd(model: Optional[Path], target: Optional[str], profile_file: Opti
     result = compile_artifact(model, profile, out=out, report_json=rep)
     click.echo(format_table(result.report))
     click.echo(f"wrote {result.net_path} and {result.report_path}")
+    if nir_path is not None:
+        from lsnn.compiler.backend.nir_graph import write_nir
+
+        write_nir(result.graph, nir_path)
+        click.echo(f"wrote {nir_path} (NIR, ideal time, integer units; README 'lsnn compile')")

@@ -41,6 +41,16 @@ def test_compile_output_and_report_options(model, tmp_path):
     assert (tmp_path / "out" / "x.net").is_file() and (tmp_path / "r.json").is_file()
 
 
+def test_compile_also_writes_nir(model, tmp_path):
+    nir = pytest.importorskip("nir")
+    r = run(model, "--nir", tmp_path / "model.nir")
+    assert r.exit_code == 0, r.output
+    assert f"wrote {tmp_path / 'model.nir'} (NIR" in r.output
+    g = nir.read(tmp_path / "model.nir")
+    assert isinstance(g.nodes["stem"], nir.LIF) and isinstance(g.nodes["readout"], nir.I)
+    assert ("stem", "conv1.conv") in [tuple(e) for e in g.edges]
+
+
 def test_unknown_target_one_line(model):
     r = run(model, "--target", "loihi9")
     assert r.exit_code == 2
