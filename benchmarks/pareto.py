@@ -24,7 +24,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-# the strategies of the issue's study (spikenas needs a memory budget per cost point: not yet in it)
+# the strategies of the issue's study; spikenas joins with --strategies and a memory budget per
+# cost point (--spikenas-budgets)
 STRATEGIES = ("litesnn", "sequential", "random", "hand")
 # cost point -> options; the searched strategies take the preset (l1, l2, p), the hand-designed
 # stack its bits and T at the preset's p
@@ -37,15 +38,27 @@ HAND = {"large": ["--hand-bits", "4", "-T", "4"], "medium": ["--hand-bits", "2",
         "small": ["--hand-bits", "1", "-T", "2"]}
 
 
-def jobs(dataset: str, seeds: list[int], runs: Path, extra: list[str]) -> list[tuple[Path, list[str]]]:
+def strategy_options(strategy: str, point: str, budgets: dict[str, float]) -> list[str]:
+    """What a strategy adds to the cost point's options: hand its bits and T, spikenas its budget."""
+    if strategy == "hand":
+        return HAND[point]
+    if strategy == "spikenas":
+        if point not in budgets:
+            raise SystemExit(f"pareto.py: --spikenas-budgets has no budget for cost point '{point}'")
+        return ["--memory-budget-kb", f"{budgets[point]:g}"]
+    return []
+
+
+def jobs(dataset: str, seeds: list[int], runs: Path, extra: list[str], strategies: tuple[str, ...] = STRATEGIES,
+         budgets: dict[str, float] | None = None) -> list[tuple[Path, list[str]]]:
     """(run directory, lsnn search arguments) of every strategy x cost point x seed."""
     out = []
     for seed in seeds:
         for point, opts in COST_POINTS.items():
-            for strategy in STRATEGIES:
+            for strategy in strategies:
                 d = runs / f"{strategy}_{point}_s{seed}"
                 args = ["--dataset", dataset, "--strategy", strategy, "--seed", str(seed), "--num-threads", "1",
-                        "--out", str(d), *opts, *(HAND[point] if strategy == "hand" else []), *extra]
+                        "--out", str(d), *opts, *strategy_options(strategy, point, budgets or {}), *extra]
                 out.append((d, args))
     return out
 
@@ -85,6 +98,9 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--runs", default="runs/pareto_digits")
     ap.add_argument("--out", default="benchmarks/results/pareto_digits")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--spikenas-budgets", default="",
+                    help="memory budget (kB) per cost point for --strategies spikenas: large=40,medium=12,small=6")
     ap.add_argument("--records", default=None,
                     help="folder of the finished runs' records (default: OUT_runs)")
     ap.add_argument("--lsnn", default=str(Path(sys.executable).with_name("lsnn")))
@@ -93,18 +109,22 @@ def main() -> int:
                          "files under --out are written only once every run is recorded)")
     ap.add_argument("extra", nargs="*", help="more lsnn search options (after --)")
     a = ap.parse_args()
-    todo = jobs(a.dataset, [int(s) for s in a.seeds.split(",")], Path(a.runs), a.extra)
+    budgets = {k: float(v) for k, v in (item.split("=") for item in a.spikenas_budgets.split(",") if item)}
+    todo = jobs(a.dataset, [int(s) for s in a.seeds.split(",")], Path(a.runs), a.extra,
+                tuple(a.strategies.split(",")), budgets)
     records = Path(a.records or a.out + "_runs")
     if not a.report_only:
         with ThreadPoolExecutor(a.jobs) as pool:
             for line in pool.map(lambda j: run_one(j[0], j[1], a.lsnn, records), todo):
                 print(line, flush=True)
     done = [str(records / d.name) for d, _ in todo if (records / d.name / "summary.json").is_file()]
+    # the report covers every recorded run, also those of earlier invocations (other strategies)
+    reported = sorted(str(r.parent) for r in records.glob("*/summary.json"))
     print(f"{len(done)} of {len(todo)} runs finished", flush=True)
     if not done:
         return 1
     folder = Path(a.runs) / "compare"
-    rc = subprocess.call([a.lsnn, "compare", *done, "--out", str(folder)])
+    rc = subprocess.call([a.lsnn, "compare", *reported, "--out", str(folder)])
     if rc == 0 and len(done) == len(todo):       # benchmarks/results/pareto_<dataset>.{json,md,png}
         for src, ext in (("compare.json", ".json"), ("compare.md", ".md"), ("pareto.png", ".png")):
             shutil.copyfile(folder / src, a.out + ext)

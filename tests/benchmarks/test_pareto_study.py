@@ -8,6 +8,8 @@ import stat
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -68,3 +70,12 @@ def test_jobs_cover_every_strategy_point_and_seed(tmp_path: Path) -> None:
     names = [d.name for d, _ in pareto.jobs("gsc", [0, 1], tmp_path, ["--config", "x.yaml"])]
     assert len(names) == len(set(names)) == 2 * 3 * len(pareto.STRATEGIES)
     assert names[0] == "litesnn_large_s0" and names[-1].endswith("small_s1")
+
+
+def test_spikenas_runs_take_the_budget_of_their_cost_point(tmp_path: Path) -> None:
+    pareto = _pareto()
+    todo = pareto.jobs("cifar10", [0], tmp_path, [], ("spikenas",), {"large": 40.0, "medium": 12.5, "small": 6.0})
+    budgets = {d.name: a[a.index("--memory-budget-kb") + 1] for d, a in todo}
+    assert budgets == {"spikenas_large_s0": "40", "spikenas_medium_s0": "12.5", "spikenas_small_s0": "6"}
+    with pytest.raises(SystemExit, match="no budget for cost point 'medium'"):
+        pareto.jobs("cifar10", [0], tmp_path, [], ("spikenas",), {"large": 40.0})
