@@ -252,7 +252,7 @@ def test_thresholds_and_biases_on_the_scale_grid():
     for p in net.pops:
         q = p.quant()
         assert torch.equal(q.vth_int, torch.round(q.vth_int)) and torch.equal(q.bias_int, torch.round(q.bias_int))
-        assert float(q.vth) == pytest.approx(float(p.lif.vth), abs=float(q.scale) / 2 + 1e-7)
+        assert float(q.vth.detach()) == pytest.approx(float(p.lif.vth.detach()), abs=float(q.scale.detach()) / 2 + 1e-7)
 
 
 def test_deploy_tensors_are_what_eval_forward_uses():
