@@ -109,7 +109,11 @@ def main() -> int:
                          "files under --out are written only once every run is recorded)")
     ap.add_argument("extra", nargs="*", help="more lsnn search options (after --)")
     a = ap.parse_args()
-    budgets = {k: float(v) for k, v in (item.split("=") for item in a.spikenas_budgets.split(",") if item)}
+    try:
+        budgets = {k: float(v) for k, v in (item.split("=") for item in a.spikenas_budgets.split(",") if item)}
+    except ValueError:
+        ap.error(f"--spikenas-budgets: expected POINT=KB,... (e.g. large=40,medium=12,small=6), "
+                 f"got '{a.spikenas_budgets}'")
     todo = jobs(a.dataset, [int(s) for s in a.seeds.split(",")], Path(a.runs), a.extra,
                 tuple(a.strategies.split(",")), budgets)
     records = Path(a.records or a.out + "_runs")

@@ -135,7 +135,7 @@ def to_nir(graph: Graph) -> Any:
     meta = {"created_by": "lsnn", "dt": 1.0, "T": graph.T, "units": "integer (docs/SEMANTICS.md)",
             "readout": graph.readout, "readout_parts": graph.readout_parts,
             "prediction": "argmax over classes of the output after T steps"}
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)     # nir checks every edge's types
 
 
 def write_nir(graph: Graph, path: str | os.PathLike) -> None:

@@ -150,11 +150,11 @@ def choose_cell(g: Genotype, k: int, scorer: "Scorer", limit: float, log: list[d
             bar.update(1)
         # the node's cheapest option (two skips) is within the limit that the previous step kept
         g = _replace(g, k, _with_node(g.cells[k], j, options[best[1] if best else -1]))
-    for b in sorted(SEARCH_BITS, reverse=True):
-        trial = _replace(g, k, dataclasses.replace(g.cells[k], bits=b))
-        if b == min(SEARCH_BITS) or scorer.size(smallest_after(trial, k + 1, -1)) <= limit:
-            return trial
-    return g
+    def with_bits(b: int) -> Genotype:
+        return _replace(g, k, dataclasses.replace(g.cells[k], bits=b))
+
+    fits = [b for b in SEARCH_BITS if scorer.size(smallest_after(with_bits(b), k + 1, -1)) <= limit]
+    return with_bits(max(fits, default=min(SEARCH_BITS)))      # the edges were chosen to fit at 1 bit
 
 
 def run_spikenas(cfg: RunConfig, data: Splits, out: Path, resume: bool, echo: Echo) -> Genotype:
