@@ -5,7 +5,7 @@ import pytest
 
 from lsnn.runtime.emulator.int8_conv import Int8Conv
 from lsnn.runtime.emulator.synapse_ops import FusedConv, SynapseOp, fuse_by_source
-from tests.factories.runtime import random_graph
+from tests.factories.runtime import _input, conv, dense, lif, make_graph, random_graph, readout
 
 
 def _float_conv(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
@@ -16,7 +16,7 @@ def _float_conv(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.n
     return y.permute(0, 2, 3, 1).numpy()
 
 
-@pytest.mark.parametrize("k,stride,padding", [(3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0), (5, 1, 2)])
+@pytest.mark.parametrize("k,stride,padding", [(3, 1, 1), (3, 2, 1), (1, 1, 0), (5, 1, 2)])
 def test_int8_conv_equals_the_float64_conv(k, stride, padding):
     rng = np.random.default_rng(k * 10 + stride)
     w = rng.integers(-128, 128, (20, 7, k, k))
@@ -35,7 +35,7 @@ def test_int8_conv_equals_the_float64_conv(k, stride, padding):
     assert y[0, 2, 2, 0] == full and y[0, 2, 2, 1] == -full * 127 // 128
 
 
-@pytest.mark.parametrize("k,stride,padding", [(3, 1, 1), (1, 2, 0)])
+@pytest.mark.parametrize("k,stride,padding", [(3, 1, 1), (1, 1, 0)])
 def test_int8_conv_with_outputs_within_int8_writes_uint8_plus_128(k, stride, padding):
     """Weights whose every output lies in [-128, 127]: the uint8 form, exact at both ends."""
     c = 4
@@ -84,3 +84,31 @@ def test_fused_convs_on_spikes_run_int8_and_equal_each_group_alone(seed):
         x = (rng.random((4, h, w, c)) < 0.3).astype(np.uint8)
         for op, y in item(x):
             assert np.array_equal(y, op(x)), f"group {op.name} (seed {seed})"
+
+
+def test_strided_1x1_int8_is_refused_and_fused_convs_run_it_on_every_sth_pixel():
+    """oneDNN's int8 1x1 kernel with stride 2 races on AVX2 CPUs (wrong integers that change
+    from call to call on 2 threads, seen on an AMD EPYC): `Int8Conv` refuses it, and a fused
+    1x1 / stride-2 group runs as a stride-1 int8 conv of the subsampled spikes, exact on 2 threads."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    w = rng.integers(-15, 16, (48, 24, 1, 1))
+    assert Int8Conv.build(w, 2, 0, (16, 16), int(np.abs(w).sum(axis=(1, 2, 3)).max())) is None
+    g = make_graph(_input((3, 16, 16)), [lif("s", (24, 16, 16)), lif("a", (48, 8, 8)), readout("r", 10)],
+                   [conv("in", "input", "s", np.ones((24, 3, 1, 1), np.int32)),
+                    conv("c", "s", "a", w, stride=2, padding=0),
+                    dense("d", "a", "r", np.ones((10, 48 * 8 * 8), np.int32))], T=3)
+    op = SynapseOp(g.synapses[1], g)
+    item = FusedConv([op])
+    if Int8Conv.build(np.ones((1, 1, 1, 1), np.int64), 1, 0, (2, 2), 1) is None:
+        pytest.skip("this PyTorch has no oneDNN int8 convolution")
+    assert (item.form, item.subsample) == ("int8", 2)
+    x = (rng.random((48, 16, 16, 24)) < 0.25).astype(np.uint8)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for _ in range(3):
+            assert np.array_equal(item(x)[0][1], op(x))
+    finally:
+        torch.set_num_threads(threads)
