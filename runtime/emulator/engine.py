@@ -10,7 +10,8 @@ Two schedules of the same integer arithmetic (docs/SEMANTICS.md sections 3-4):
   geometry as one convolution, per destination on large batches and across destinations on
   small ones (`SMALL_BATCH_ROWS`): oneDNN's int8 kernel on spikes
   (`int8_conv`), else torch float32; exact because every partial sum is an integer below 2^24,
-  checked per group; the LIF as a compiled numba kernel that sums the terms as it goes,
+  checked per group; a readout in parts fed by spikes event-driven, `event_ops.EventSparse`;
+  the LIF as a compiled numba kernel that sums the terms as it goes,
   `kernels`) and "numpy" (the reference: one
   im2col GEMM per group in float32/float64, the LIF in `lsnn.contract.chip`). Where the group bounds prove
   that no current decay or 24-bit wrap can occur, both use an exact float64 form of the LIF.
@@ -41,7 +42,7 @@ import numpy as np
 
 from lsnn.compiler.ir import INPUT_NAME, Graph
 from lsnn.contract.chip import LifParams, lif_step, reset_state
-from lsnn.runtime.emulator.event_ops import Tuned, dense_terms
+from lsnn.runtime.emulator.event_ops import EventSparse, Tuned, dense_terms
 from lsnn.runtime.emulator.lif_batch import run_lif
 from lsnn.runtime.emulator.lif_fast import fast_path_ok
 from lsnn.runtime.emulator.parallel import (
@@ -136,6 +137,10 @@ class Emulator:
         # small batches: convs fused across destinations (fewer calls; see fuse_by_source)
         self.outgoing_small = {src: (fuse_by_source(ops, per_destination=False) if self.backend == "fast"
                                      else list(ops)) for src, ops in outgoing.items()}
+        if self.backend == "fast":             # spike-fed sparse readouts: event-driven
+            for table in (self.outgoing, self.outgoing_small):
+                for src, items in table.items():
+                    table[src] = [EventSparse(it) if EventSparse.eligible(it) else it for it in items]
         if synapse_form not in SYNAPSE_FORMS:
             raise ValueError(f"unknown synapse form {synapse_form!r} (one of {', '.join(SYNAPSE_FORMS)})")
         if self.backend == "fast" and synapse_form != "dense":
@@ -250,7 +255,7 @@ class Emulator:
         destinations (`static`: x is the encoded input, sent at every step)."""
         rows = x.shape[0] * (self.T if static else 1)
         for item in (self.outgoing if rows >= SMALL_BATCH_ROWS else self.outgoing_small).get(src, []):
-            pairs = item.terms(x) if isinstance(item, Tuned) else dense_terms(item, x, static)
+            pairs = item.terms(x) if isinstance(item, (Tuned, EventSparse)) else dense_terms(item, x, static)
             for dst, term in pairs:
                 terms[dst].append(term)
 

@@ -80,6 +80,37 @@ class ScatterOps:
         return out
 
 
+class EventSparse:
+    """A dense group whose weights run sparse (a readout split into parts), fed by spikes, in the
+    event-driven form: each spike adds its few weights (`scatter.sparse_scatter`), where the
+    sparse matrix product reads every input and copies it to float (measured ~8x faster on the
+    CIFAR-size benchmark net's readout groups). The same int32 integers: no wrap is possible."""
+
+    def __init__(self, op: SynapseOp) -> None:
+        from lsnn.runtime.emulator import scatter
+
+        by_input = op.sparse_t.T.tocsr()                    # (in, out): one row per source neuron
+        self.op = op
+        self.indptr = by_input.indptr.astype(np.int64)
+        self.indices = by_input.indices.astype(np.int64)
+        self.data = by_input.data.astype(np.int32)          # exact integers (bound < 2^24 or 2^53)
+        self.runs = scatter.consecutive_rows(self.indptr, self.indices)
+
+    @staticmethod
+    def eligible(item: Union[FusedConv, SynapseOp]) -> bool:
+        return (isinstance(item, SynapseOp) and item.kind == "dense" and item.sparse_t is not None
+                and item.wrap_bits is None and item.max_in == 1)
+
+    def terms(self, x: np.ndarray) -> list[tuple[str, Term]]:
+        """What spikes x [M, H, W, C] (uint8) send: one int32 term [M, 1, 1, O]."""
+        from lsnn.runtime.emulator import scatter
+
+        y = np.zeros((x.shape[0], 1, 1, self.op.channels), np.int32)
+        scatter.sparse_scatter(x.reshape(x.shape[0], -1), self.indptr, self.indices, self.data, self.runs,
+                               y.reshape(x.shape[0], -1))
+        return [(self.op.dst, Term(y, self.op.offset))]
+
+
 def _ops_of(item: Union[FusedConv, SynapseOp]) -> list[SynapseOp]:
     return list(item.ops) if isinstance(item, FusedConv) else [item]
 
@@ -95,8 +126,8 @@ class Tuned:
         self._lock = threading.Lock()              # worker threads: one measures, the others wait
 
     @staticmethod
-    def eligible(item: Union[FusedConv, SynapseOp]) -> bool:
-        return all(scatter_ok(op) for op in _ops_of(item))
+    def eligible(item: object) -> bool:
+        return isinstance(item, (FusedConv, SynapseOp)) and all(scatter_ok(op) for op in _ops_of(item))
 
     def terms(self, x: np.ndarray) -> list[tuple[str, Term]]:
         """What spikes x send (one row per sample-step), by the chosen form."""

@@ -88,3 +88,37 @@ def dense_scatter(x, wt, out, offset):  # pragma: no cover - compiled
             wrow = wt[i]
             for o in range(O):
                 row[offset + o] += v * wrow[o]
+
+
+def consecutive_rows(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Per CSR row, True if its column indices are one consecutive run (a readout part's classes):
+    `sparse_scatter` then adds the row's weights as one contiguous slice, which vectorises."""
+    return np.array([bool(np.all(np.diff(indices[a:b]) == 1)) for a, b in zip(indptr[:-1], indptr[1:])], bool)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def sparse_scatter(x, indptr, indices, data, runs, out):  # pragma: no cover - compiled
+    """out[m, indices[k]] += x[m, i] * data[k] for k in indptr[i]..indptr[i+1], every non-zero
+    x[m, i]: a sparse matrix in CSR by input (x [M, N] uint8 spikes or small ints, data int32,
+    runs [N] from `consecutive_rows`, out [M, O] int32, accumulated into, wrapping like int32)."""
+    M, N = x.shape
+    for m in prange(M):
+        row = out[m]
+        xm = x[m]
+        for i in range(N):
+            v = np.int32(xm[i])
+            if v == 0:
+                continue
+            k0, k1 = indptr[i], indptr[i + 1]
+            if runs[i] and k1 > k0:
+                dst = row[indices[k0]:indices[k0] + k1 - k0]
+                src = data[k0:k1]
+                if v == 1:
+                    for j in range(k1 - k0):
+                        dst[j] += src[j]
+                else:
+                    for j in range(k1 - k0):
+                        dst[j] += v * src[j]
+            else:
+                for k in range(k0, k1):
+                    row[indices[k]] += v * data[k]

@@ -159,13 +159,12 @@ class FusedConv:
         self.weight = torch.from_numpy(w.astype(np.float32))
         self.bounds = np.cumsum([0] + [op.channels for op in ops])
         binary = all(op.max_in == 1 for op in ops)
-        bound = max(op.bound for op in ops)
         # a 1x1 conv with stride s and no padding = a stride-1 conv of every s-th pixel: the
         # form oneDNN's int8 kernel computes correctly on every CPU (`int8_conv`)
         self.subsample = self.stride if first.kernel == (1, 1) and self.padding == 0 else 1
         conv_stride = self.stride // self.subsample
         in_hw = tuple(-(-n // self.subsample) for n in first.src_shape[1:])
-        self.int8 = Int8Conv.build(w, conv_stride, self.padding, in_hw, bound) if binary else None
+        self.int8 = Int8Conv.build(w, conv_stride, self.padding, in_hw) if binary else None
         self.form = "int8" if self.int8 is not None else "float32"
 
     @staticmethod
@@ -175,7 +174,7 @@ class FusedConv:
 
     def raw(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         """x [M, Hs, Ws, Cs] -> (y [M, Hd, Wd, O_all], zero): every group's integers side by side,
-        as y - zero (float32 and 0, or uint8 and 128 where the int8 kernel's outputs fit)."""
+        as y - zero (float32 and 0, or uint8 and its zero point where the int8 kernel's outputs fit)."""
         import torch
 
         if self.int8 is not None and x.dtype == np.uint8:

@@ -3,9 +3,21 @@ import numpy as np
 import pytest
 
 from lsnn.runtime.emulator import Emulator
-from lsnn.runtime.emulator.event_ops import TUNE_MIN_ROWS, Tuned, scatter_ok
-from lsnn.runtime.emulator.scatter import conv_scatter, conv_taps, dense_scatter
-from tests.factories.runtime import chain_graph, random_graph, random_input, reduction_graph
+from lsnn.runtime.emulator.event_ops import TUNE_MIN_ROWS, EventSparse, Tuned, scatter_ok
+from lsnn.runtime.emulator.scatter import consecutive_rows, conv_scatter, conv_taps, dense_scatter, sparse_scatter
+from lsnn.runtime.emulator.synapse_ops import SynapseOp
+from tests.factories.runtime import (
+    _input,
+    chain_graph,
+    conv,
+    dense,
+    lif,
+    make_graph,
+    random_graph,
+    random_input,
+    readout,
+    reduction_graph,
+)
 
 
 def test_conv_scatter_by_hand():
@@ -51,6 +63,58 @@ def test_dense_scatter_equals_the_product_and_wraps_like_int32():
     ref = (np.full((5, 7), 2 ** 31 - 100, np.int64) + x.astype(np.int64) @ wt) % 2 ** 32
     ref = np.where(ref >= 2 ** 31, ref - 2 ** 32, ref).astype(np.int32)
     assert np.array_equal(out[:, 2:], ref) and np.all(out[:, :2] == 2 ** 31 - 100)
+
+
+def test_consecutive_rows_by_hand():
+    # rows: [2, 3, 4] a run; [5, 7] not; [] empty; [1] a run; [4, 3] not (out of order)
+    indptr = np.array([0, 3, 5, 5, 6, 8])
+    indices = np.array([2, 3, 4, 5, 7, 1, 4, 3])
+    assert consecutive_rows(indptr, indices).tolist() == [True, False, True, True, False]
+
+
+def test_sparse_scatter_equals_the_product_on_runs_and_scattered_rows():
+    from scipy.sparse import csr_matrix
+
+    rng = np.random.default_rng(1)
+    w = np.zeros((60, 40), np.int32)                      # (in, out)
+    for i in range(60):
+        if i % 3 == 0:                                    # a readout part: 10 consecutive outputs
+            a = 10 * (i % 4)
+            w[i, a:a + 10] = rng.integers(-127, 128, 10)
+        elif i % 3 == 1:                                  # scattered columns
+            w[i, rng.choice(40, 5, replace=False)] = rng.integers(-127, 128, 5)
+    m = csr_matrix(w)
+    indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int64)
+    runs = consecutive_rows(indptr, indices)
+    assert runs[::3].all() and not runs[1::3].any()
+    x = (rng.random((7, 60)) < 0.4).astype(np.uint8)
+    x[0, :] = 3                                           # graded values take the multiply
+    out = np.full((7, 40), 5, np.int32)
+    sparse_scatter(x, indptr, indices, m.data.astype(np.int32), runs, out)
+    assert np.array_equal(out, 5 + x.astype(np.int64) @ w)
+
+
+def test_event_sparse_readout_equals_the_sparse_product():
+    """A readout in parts (each input feeds one part's 10 classes): the fast backend runs it
+    event-driven, with the integers of the NumPy group."""
+    rng = np.random.default_rng(2)
+    parts, k, n = 8, 10, 4 * 4 * 16
+    w = np.zeros((parts * k, n), np.int32)
+    for i in range(n):
+        p = i % parts
+        w[p * k:(p + 1) * k, i] = rng.integers(-15, 16, k)
+    g = make_graph(_input((1, 4, 4)), [lif("a", (16, 4, 4)), readout("r", parts * k)],
+                   [conv("c", "input", "a", np.ones((16, 1, 3, 3), np.int32)), dense("d", "a", "r", w)], T=2)
+    op = SynapseOp(g.synapses[1], g)
+    assert EventSparse.eligible(op)
+    x = (rng.random((9, 4, 4, 16)) < 0.3).astype(np.uint8)
+    [(dst, term)] = EventSparse(op).terms(x)
+    assert dst == "r" and term.y.shape == (9, 1, 1, parts * k)
+    assert np.array_equal(term.y, op(x))
+    em = Emulator(g)
+    assert any(isinstance(it, EventSparse) for it in em.outgoing["a"])
+    xi = random_input(g, 6, seed=3)
+    assert np.array_equal(em.run(xi).readout_v, Emulator(g, backend="numpy").run(xi).readout_v)
 
 
 @pytest.mark.parametrize("seed", range(30))

@@ -3,7 +3,7 @@ its fallbacks."""
 import numpy as np
 import pytest
 
-from lsnn.runtime.emulator.int8_conv import Int8Conv
+from lsnn.runtime.emulator.int8_conv import Int8Conv, spike_output_range
 from lsnn.runtime.emulator.synapse_ops import FusedConv, SynapseOp, fuse_by_source
 from tests.factories.runtime import _input, conv, dense, lif, make_graph, random_graph, readout
 
@@ -22,8 +22,7 @@ def test_int8_conv_equals_the_float64_conv(k, stride, padding):
     w = rng.integers(-128, 128, (20, 7, k, k))
     w[0] = -128                                            # the int8 extremes
     w[1] = 127
-    bound = int(np.abs(w).reshape(20, -1).sum(axis=1).max())
-    conv = Int8Conv.build(w, stride, padding, (11, 9), bound)
+    conv = Int8Conv.build(w, stride, padding, (11, 9))
     if conv is None:
         pytest.skip("this PyTorch has no oneDNN int8 convolution")
     x = (rng.random((6, 11, 9, 7)) < 0.4).astype(np.uint8)
@@ -35,38 +34,46 @@ def test_int8_conv_equals_the_float64_conv(k, stride, padding):
     assert y[0, 2, 2, 0] == full and y[0, 2, 2, 1] == -full * 127 // 128
 
 
+def _summing_to(total: int, shape: tuple[int, int, int]) -> np.ndarray:
+    """Integers of one sign (total's) of the given shape that sum to `total`."""
+    n = int(np.prod(shape))
+    w = np.full(n, total // n if total >= 0 else -(-total // n), np.int64)
+    w[0] += total - w.sum()
+    return w.reshape(shape)
+
+
 @pytest.mark.parametrize("k,stride,padding", [(3, 1, 1), (1, 1, 0)])
-def test_int8_conv_with_outputs_within_int8_writes_uint8_plus_128(k, stride, padding):
-    """Weights whose every output lies in [-128, 127]: the uint8 form, exact at both ends."""
+def test_int8_conv_whose_spike_outputs_span_256_integers_writes_uint8_plus_zero(k, stride, padding):
+    """0/1 inputs: outputs lie in [-(negative weights summed), positive weights summed]; where
+    that spans 256 integers the output is uint8 + zero, exact at both ends; 257 stay float32."""
     c = 4
     w = np.zeros((3, c, k, k), np.int64)
-    w[0] = -(128 // (c * k * k))                          # all-ones map: near -128
-    w[1] = 127 // (c * k * k)
-    w[2, 0, 0, 0] = 1
-    w[0, 0, 0, 0] -= 128 - (128 // (c * k * k)) * c * k * k       # exactly -128 on the all-ones map
-    bound = int(np.abs(w).reshape(3, -1).sum(axis=1).max())
-    wide = Int8Conv.build(w, stride, padding, (7, 7), bound)
-    if wide is None:
+    w[0] = _summing_to(200, (c, k, k))                    # all-ones map: 200, the largest output
+    w[1] = _summing_to(-55, (c, k, k))                    # and -55, the smallest
+    w[2, 0, 0, 0], w[2, 1, 0, 0] = 30, -40               # mixed signs inside the range
+    assert spike_output_range(w) == (-55, 200)
+    conv = Int8Conv.build(w, stride, padding, (7, 7))
+    if conv is None:
         pytest.skip("this PyTorch has no oneDNN int8 convolution")
-    assert bound == 128 and wide.zero == 0                # -128 would fit, but not its bound's +128
-    w[0, 0, 0, 0] += 1                                    # bound 127: uint8 fits
-    conv = Int8Conv.build(w, stride, padding, (7, 7), 127)
     x = (np.random.default_rng(k).random((5, 7, 7, c)) < 0.5).astype(np.uint8)
     x[0] = 1
     y = conv(x)
-    assert y.dtype == np.uint8 and conv.zero == 128
-    got = y.astype(np.int32) - 128
+    assert y.dtype == np.uint8 and conv.zero == 55
+    got = y.astype(np.int32) - conv.zero
     assert np.array_equal(got, _float_conv(x, w, stride, padding).astype(np.int32))
-    assert got[0, 3, 3, 0] == -127 and got[0, 3, 3, 1] == (127 // (c * k * k)) * c * k * k
+    assert got[0, 3, 3, 0] == 200 and got[0, 3, 3, 1] == -55
+    w[1] = _summing_to(-56, (c, k, k))                    # 257 integers: float32
+    wide = Int8Conv.build(w, stride, padding, (7, 7))
+    assert wide.zero == 0 and wide(x).dtype == np.float32
 
 
 def test_int8_conv_is_refused_for_weights_outside_int8_or_a_failed_check(monkeypatch):
     w = np.ones((4, 3, 3, 3), np.int64)
     w[0, 0, 0, 0] = 128
-    assert Int8Conv.build(w, 1, 1, (5, 5), 10 ** 4) is None
-    assert Int8Conv.build(np.zeros((0, 3, 3, 3), np.int64), 1, 1, (5, 5), 0) is None
+    assert Int8Conv.build(w, 1, 1, (5, 5)) is None
+    assert Int8Conv.build(np.zeros((0, 3, 3, 3), np.int64), 1, 1, (5, 5)) is None
     monkeypatch.setattr(Int8Conv, "_agrees_with_float", lambda *a: False)
-    assert Int8Conv.build(np.ones((4, 3, 3, 3), np.int64), 1, 1, (5, 5), 27) is None
+    assert Int8Conv.build(np.ones((4, 3, 3, 3), np.int64), 1, 1, (5, 5)) is None
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -74,7 +81,7 @@ def test_fused_convs_on_spikes_run_int8_and_equal_each_group_alone(seed):
     g = random_graph(seed)
     ops = [SynapseOp(s, g) for s in g.synapses]
     rng = np.random.default_rng(seed)
-    int8_ok = Int8Conv.build(np.ones((1, 1, 1, 1), np.int64), 1, 0, (2, 2), 1) is not None
+    int8_ok = Int8Conv.build(np.ones((1, 1, 1, 1), np.int64), 1, 0, (2, 2)) is not None
     for item in fuse_by_source(ops):
         if not isinstance(item, FusedConv) or item.ops[0].max_in != 1:
             continue
@@ -94,14 +101,14 @@ def test_strided_1x1_int8_is_refused_and_fused_convs_run_it_on_every_sth_pixel()
 
     rng = np.random.default_rng(5)
     w = rng.integers(-15, 16, (48, 24, 1, 1))
-    assert Int8Conv.build(w, 2, 0, (16, 16), int(np.abs(w).sum(axis=(1, 2, 3)).max())) is None
+    assert Int8Conv.build(w, 2, 0, (16, 16)) is None
     g = make_graph(_input((3, 16, 16)), [lif("s", (24, 16, 16)), lif("a", (48, 8, 8)), readout("r", 10)],
                    [conv("in", "input", "s", np.ones((24, 3, 1, 1), np.int32)),
                     conv("c", "s", "a", w, stride=2, padding=0),
                     dense("d", "a", "r", np.ones((10, 48 * 8 * 8), np.int32))], T=3)
     op = SynapseOp(g.synapses[1], g)
     item = FusedConv([op])
-    if Int8Conv.build(np.ones((1, 1, 1, 1), np.int64), 1, 0, (2, 2), 1) is None:
+    if Int8Conv.build(np.ones((1, 1, 1, 1), np.int64), 1, 0, (2, 2)) is None:
         pytest.skip("this PyTorch has no oneDNN int8 convolution")
     assert (item.form, item.subsample) == ("int8", 2)
     x = (rng.random((48, 16, 16, 24)) < 0.25).astype(np.uint8)
