@@ -224,11 +224,12 @@ def main() -> None:
     import torch
 
     from lsnn.runtime.lava.client import probe
+    from machine import cpu_description
 
     lava_env = probe()
     result = {
         "benchmark": "runtime: integer emulator vs Lava Loihi2SimCfg(fixed_pt)",
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+        "machine": {"cpu": cpu_description(), "platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count(), "loadavg_before": load0, "loadavg_after": os.getloadavg(),
                     "numpy": np.__version__, "torch": torch.__version__, "lava_nc": lava_env["lava_nc"],
                     "lava_python": lava_env["python"]},
