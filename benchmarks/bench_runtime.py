@@ -222,9 +222,9 @@ def main() -> None:
                   f"{row['ratio_steady_state']:.0f}x steady state; outputs identical: {row['outputs_identical']}, "
                   f"every layer/step: {row['every_layer_every_step_identical']}")
     import torch
+    from machine import cpu_description
 
     from lsnn.runtime.lava.client import probe
-    from machine import cpu_description
 
     lava_env = probe()
     result = {

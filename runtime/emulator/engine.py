@@ -181,8 +181,7 @@ class Emulator:
         spikes = ({p.name: np.zeros((n, T) + p.shape, dtype=np.uint8) for p in g.populations}
                   if record_spikes else None)
         per_sample = np.zeros(n, dtype=np.int64)
-        batches = [(a, min(n, a + self.batch)) for a in range(0, n, self.batch)]
-        workers = self._worker_count(len(batches))
+        batches, workers = self._split(n)
         totals = [_Totals.zeros(g) for _ in range(workers)]
         lock = threading.Lock()
 
@@ -211,6 +210,20 @@ class Emulator:
                               spike_counts=tot.counts, spike_maps=maps,
                               input_events=np.count_nonzero(x_int, axis=0).astype(np.int64) * T,
                               num_samples=n, T=T, spikes=spikes, per_sample_spikes=per_sample)
+
+    def _split(self, n: int) -> tuple[list[tuple[int, int]], int]:
+        """Batches [(a, b)] of n samples, at most `self.batch` each, and the worker threads that
+        run them. The number of batches is a multiple of the workers, with sizes within one of
+        each other, so the workers finish together (1,000 samples at batch 61 on two workers:
+        18 batches of 55-56 instead of 17 of 61, one worker idle for the last). A run that fits one
+        batch stays one (split across workers, 4 samples ran 1.5x slower)."""
+        if n == 0:
+            return [], 1
+        k = -(-n // self.batch)
+        workers = self._worker_count(k)      # one batch: one thread, its kernels on every core
+        k = min(n, -(-k // workers) * workers)
+        edges = [i * n // k for i in range(k + 1)]
+        return list(zip(edges[:-1], edges[1:])), workers
 
     def _worker_count(self, n_batches: int) -> int:
         """Worker threads for a run of `n_batches` batches (1: every kernel uses the cores itself)."""

@@ -222,3 +222,19 @@ def test_the_numpy_backend_runs_where_numba_is_missing():
     g = random_graph(4)
     want = Emulator(g, backend="fast").run(random_input(g, 3, seed=3)).readout_trace.astype(np.int64).sum()
     assert out == [str(int(want)), "False"]
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 61, 1000])
+def test_batches_cover_the_run_and_split_evenly_over_the_workers(n):
+    em = Emulator(random_graph(5), max_batch=8, threads=2)
+    batches, workers = em._split(n)
+    if n == 0:
+        assert (batches, workers) == ([], 1)
+        return
+    assert [a for a, _ in batches] == [0] + [b for _, b in batches[:-1]] and batches[-1][1] == n
+    sizes = [b - a for a, b in batches]
+    assert max(sizes) <= 8 and workers in (1, 2)
+    if n <= 8:                                     # one batch: one thread
+        assert (len(batches), workers) == (1, 1)
+    elif workers == 2:                             # both workers get the same number of batches
+        assert len(batches) % 2 == 0 and max(sizes) - min(sizes) <= 1
