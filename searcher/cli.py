@@ -59,6 +59,7 @@ _OPTIONS = [
     click.option("--num-threads", type=int, help="torch CPU threads."),
     click.option("--strategy", type=click.Choice(list(STRATEGIES)), help="How the genotype is found: LitE-SNN's joint search (default), the sequential A+P+Q+T baseline, random genotypes of the same space, a hand-designed plain stack, or SpikeNAS's training-free cell-by-cell search under a memory budget."),
     click.option("--hand-bits", type=int, help="--strategy hand: weight bits of every cell (1, 2 or 4)."),
+    click.option("--hand-nodes", type=int, help="--strategy hand: conv layers per cell [default 4; 1 = one wide conv per cell, a plain VGG-like stack]."),
     click.option("--random-candidates", type=int, help="--strategy random: genotypes tried [default: the search's compute]."),
     click.option("--proxy-epochs", type=int, help="--strategy random: training epochs per candidate [default 2]."),
     click.option("--memory-budget-kb", type=float, help="--strategy spikenas: the model-size budget in kB (the cost model's, at the searched bits) [default: none]."),

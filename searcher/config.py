@@ -72,6 +72,7 @@ class RunConfig:
     genotype: str | None = None       # for --stage retrain
     strategy: str = "litesnn"         # how the genotype is found (lsnn.searcher.strategy)
     hand_bits: int = 4                # strategy hand: weight bits of every cell
+    hand_nodes: int = 4               # strategy hand: conv layers per cell (a chain; the cell output concatenates them)
     random_candidates: int | None = None   # strategy random: genotypes tried (None: the search's compute)
     proxy_epochs: int = 2             # strategy random: training epochs per candidate
     memory_budget_kb: float | None = None  # strategy spikenas: model-size budget (cost model, kB; None: none)
@@ -103,6 +104,8 @@ class RunConfig:
             raise ConfigError(f"{source}: 'strategy' must be one of {', '.join(STRATEGIES)}, got '{self.strategy}'")
         if self.hand_bits not in (1, 2, 4):
             raise ConfigError(f"{source}: 'hand_bits' must be 1, 2 or 4, got {self.hand_bits}")
+        if self.hand_nodes < 1:
+            raise ConfigError(f"{source}: 'hand_nodes' must be >= 1, got {self.hand_nodes}")
         if self.proxy_epochs < 1 or (self.random_candidates is not None and self.random_candidates < 1):
             raise ConfigError(f"{source}: 'proxy_epochs' and 'random_candidates' must be >= 1")
         if self.memory_budget_kb is not None and not self.memory_budget_kb > 0:

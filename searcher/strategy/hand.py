@@ -21,17 +21,19 @@ def chain_cell(reduction: bool, bits: int, nodes: int = STEPS) -> CellGene:
 
 
 def hand_genotype(cfg: RunConfig, data: Splits) -> Genotype:
-    """The plain stack of `cfg`: cfg.cells chain cells at cfg.hand_bits, T = cfg.T, p resolved."""
+    """The plain stack of `cfg`: cfg.cells chain cells of cfg.hand_nodes convs at cfg.hand_bits,
+    T = cfg.T, p resolved."""
     red = set(cfg.reductions)
-    cells = tuple(chain_cell(k in red, cfg.hand_bits) for k in range(cfg.cells))
+    cells = tuple(chain_cell(k in red, cfg.hand_bits, cfg.hand_nodes) for k in range(cfg.cells))
     return Genotype(cells=cells, T=int(cfg.T), C=int(cfg.C), prune_rate=float(resolved_hparams(cfg)["p"]),
                     num_classes=len(data.classes), input_shape=tuple(data.input_shape),
-                    meta={"method": "hand-designed plain stack", "bits": cfg.hand_bits})
+                    meta={"method": "hand-designed plain stack", "bits": cfg.hand_bits, "nodes": cfg.hand_nodes})
 
 
 def run_hand(cfg: RunConfig, data: Splits, out: Path, resume: bool, echo: Echo) -> Genotype:
     """No search: the hand-designed genotype."""
     g = hand_genotype(cfg, data)
-    echo(f"search: none (hand-designed plain stack), {cfg.cells} cells, bits {cfg.hand_bits}, T={g.T}, "
+    echo(f"search: none (hand-designed plain stack), {cfg.cells} cells of {cfg.hand_nodes} convs, "
+         f"bits {cfg.hand_bits}, T={g.T}, "
          f"p={g.prune_rate:g}")
     return g

@@ -32,6 +32,29 @@ def test_hand_genotype_is_a_conv_chain_at_the_chosen_bits_T_and_p():
                                                                   [("conv3x3", 3)], [("conv3x3", 4)]]
 
 
+def test_hand_nodes_1_is_one_wide_conv_per_cell_and_the_net_compiles_exactly():
+    from lsnn.compiler.pipeline import compile_artifact
+    from lsnn.hw_profiles.profile import load_profile
+    from lsnn.runtime.emulator import Emulator
+    from lsnn.runtime.netgraph import encode_input
+    from lsnn.searcher.deploy.export import export_artifact, random_deploy_net
+
+    cfg = build_config("digits", {}, {"strategy": "hand", "hand_nodes": 1, "cells": 3, "reductions": [0, 1],
+                                      "C": 4, "T": 2})
+    g = hand_genotype(cfg, _splits())
+    assert [[[(e.op, e.src) for e in n] for n in c.nodes] for c in g.cells] == [[[("conv3x3", 1)]]] * 3
+    assert g.meta["nodes"] == 1
+    torch.manual_seed(0)
+    with torch.no_grad():
+        net, x = random_deploy_net(g, seed=0, batch=6, lif_mode="lava")
+        out = net.forward_all(x, keep_spikes=True)
+    graph = compile_artifact(export_artifact(net, g), load_profile(target="loihi2")).graph
+    em = Emulator(graph).run(encode_input(graph, x.numpy()), record_spikes=True)
+    assert np.array_equal(em.predictions, out["logits"].argmax(-1).numpy())
+    assert sorted(p.name for p in graph.populations if p.name.startswith("cell")) == [
+        "cell0.node0", "cell0.pre1", "cell1.node0", "cell1.pre1", "cell2.node0", "cell2.pre1"]
+
+
 def _net(T=3):
     torch.manual_seed(0)
     return Supernet((1, 8, 8), 3, C=4, cells=2, reductions=(1,), T=T, prune_rate=0.0)
@@ -106,6 +129,7 @@ def test_random_search_budget_candidates_and_score():
 
 @pytest.mark.parametrize("over, message", [({"strategy": "greedy"}, "'strategy' must be one of"),
                                            ({"hand_bits": 3}, "'hand_bits' must be 1, 2 or 4"),
+                                           ({"hand_nodes": 0}, "'hand_nodes' must be >= 1, got 0"),
                                            ({"proxy_epochs": 0}, "'proxy_epochs'"),
                                            ({"memory_budget_kb": 0.0}, "'memory_budget_kb' must be > 0")])
 def test_bad_strategy_options_name_the_key(over, message):
