@@ -77,3 +77,16 @@ def test_load_profile_files_and_targets(tmp_path):
         load_profile(path=tmp_path / "list.yaml")
     with pytest.raises(ConfigError, match="exactly one"):
         load_profile()
+
+
+def test_two_board_example_differs_from_loihi2_only_in_chips():
+    """examples/loihi2_2boards.yaml (the Speech Commands example's target) must stay a copy of the
+    bundled loihi2 profile with twice the chips: the readout split depends on the per-core figures."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "loihi2_2boards.yaml"
+    two, one = asdict(load_profile(path=path)), asdict(load_profile(target="loihi2"))
+    differ = {k for k in one if k != "source" and one[k] != two[k]}
+    assert differ == {"name", "description", "max_chips"}
+    assert two["max_chips"] == 2 * one["max_chips"] == 16
