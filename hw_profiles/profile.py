@@ -3,7 +3,8 @@
 Every key is required and typed; an unknown, missing, mistyped or out-of-range key raises
 `ConfigError` naming the file and the key path (e.g. ``loihi2.yaml: 'core.neurons' must be an
 int >= 1, got 'many'``). `load_profile(target=...)` picks a bundled profile
-(`lsnn.hw_profiles.bundled_profiles()`), `load_profile(path=...)` a custom file.
+(`lsnn.hw_profiles.bundled_profiles()`), `load_profile(path=...)` a custom file. A custom file may
+start from a bundled profile (``base: loihi2``) and give only its own ``name`` and the keys it changes.
 """
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ _SCHEMA: dict[str, tuple[str, str, Optional[float], Optional[float]]] = {
     "energy.spike_pj": ("energy_spike_pj", "float", 0, None),
 }
 _TOP = {"version"} | {k.split(".")[0] for k in _SCHEMA}
+_SECTIONS = {k.split(".")[0] for k in _SCHEMA if "." in k}
 
 
 def profile_to_yaml_dict(profile: Profile) -> dict[str, Any]:
@@ -170,8 +172,7 @@ def profile_from_dict(data: Any, source: str = "<profile>") -> Profile:
         if "version" not in data:
             raise ConfigError(f"{source}: missing key 'version'")
         raise ConfigError(f"{source}: 'version' must be {PROFILE_VERSION}, got {data['version']!r}")
-    sections = {k.split(".")[0] for k in _SCHEMA if "." in k}
-    for sec in sections:
+    for sec in _SECTIONS:
         if sec in data and not isinstance(data[sec], dict):
             raise ConfigError(f"{source}: '{sec}' must be a mapping, got {data[sec]!r}")
         known = {k.split(".", 1)[1] for k in _SCHEMA if k.startswith(sec + ".")}
@@ -192,10 +193,40 @@ def profile_from_dict(data: Any, source: str = "<profile>") -> Profile:
     return Profile(**values, source=source)
 
 
-def load_profile(target: Optional[str] = None, path: Optional[str | os.PathLike] = None) -> Profile:
-    """Load a bundled profile by name, or a YAML file by path (exactly one of the two)."""
+def _read_yaml(file: Path, source: str) -> Any:
     import yaml
 
+    try:
+        return yaml.safe_load(file.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from None
+
+
+def merge_base(data: Any, source: str) -> Any:
+    """Resolve ``base: <bundled target>``: the bundled profile's mapping with `data`'s keys laid
+    over it, section by section. The file must name itself (``name``); bases do not chain."""
+    from lsnn.hw_profiles import bundled_profiles
+
+    if not isinstance(data, dict) or "base" not in data:
+        return data
+    over = dict(data)
+    base = over.pop("base")
+    bundled = bundled_profiles()
+    if not isinstance(base, str) or base not in bundled:
+        raise ConfigError(f"{source}: 'base' must name a bundled profile ({', '.join(sorted(bundled))}), got {base!r}")
+    if "name" not in over:
+        raise ConfigError(f"{source}: a profile with 'base' must set its own 'name'")
+    merged = dict(_read_yaml(bundled[base], bundled[base].name))
+    for key, value in over.items():
+        if key in _SECTIONS and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_profile(target: Optional[str] = None, path: Optional[str | os.PathLike] = None) -> Profile:
+    """Load a bundled profile by name, or a YAML file by path (exactly one of the two)."""
     from lsnn.hw_profiles import bundled_profiles
 
     if (target is None) == (path is None):
@@ -210,8 +241,7 @@ def load_profile(target: Optional[str] = None, path: Optional[str | os.PathLike]
         if not file.is_file():
             raise ConfigError(f"{file}: no such profile file")
     source = file.name if target is not None else str(file)
-    try:
-        data = yaml.safe_load(file.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from None
+    data = _read_yaml(file, source)
+    if target is None:
+        data = merge_base(data, source)
     return profile_from_dict(data, source=source)

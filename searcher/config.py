@@ -1,10 +1,13 @@
 """The configuration of one `lsnn search` run: defaults per dataset, YAML file, CLI overrides.
 
 Precedence: dataset defaults < preset (l1, l2, p) < YAML config file < command-line options.
+Input files named in a config file (`INPUT_PATH_KEYS`) are relative to that file; `out_dir` and
+command-line paths are relative to the working directory.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ import yaml
 from lsnn.errors import ConfigError
 
 STAGES = ("all", "search", "retrain")
+INPUT_PATH_KEYS = ("data_dir", "genotype", "deploy_profile")
 STRATEGIES = ("litesnn", "sequential", "random", "hand", "spikenas")
 
 
@@ -182,6 +186,10 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(data) - _FIELD_NAMES)
     if unknown:
         raise ConfigError(f"{p}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_FIELD_NAMES))})")
+    for key in INPUT_PATH_KEYS:
+        value = data.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            data[key] = os.path.normpath(p.parent / value)
     return data
 
 

@@ -80,8 +80,8 @@ def test_load_profile_files_and_targets(tmp_path):
 
 
 def test_two_board_example_differs_from_loihi2_only_in_chips():
-    """examples/loihi2_2boards.yaml (the Speech Commands example's target) must stay a copy of the
-    bundled loihi2 profile with twice the chips: the readout split depends on the per-core figures."""
+    """examples/loihi2_2boards.yaml (the Speech Commands example's target) extends the bundled
+    loihi2 profile (`base: loihi2`) with twice the chips and nothing else."""
     from dataclasses import asdict
     from pathlib import Path
 
@@ -90,3 +90,27 @@ def test_two_board_example_differs_from_loihi2_only_in_chips():
     differ = {k for k in one if k != "source" and one[k] != two[k]}
     assert differ == {"name", "description", "max_chips"}
     assert two["max_chips"] == 2 * one["max_chips"] == 16
+
+
+def test_base_overrides_section_keys_and_keeps_the_rest(tmp_path):
+    f = tmp_path / "slow.yaml"
+    f.write_text("base: tiny\nname: slow\ncore:\n  neurons: 7\nenergy:\n  spike_pj: 9.5\n")
+    p, tiny = load_profile(path=f), load_profile(target="tiny")
+    assert (p.name, p.neurons_per_core, p.energy_spike_pj) == ("slow", 7, 9.5)
+    assert p.synaptic_memory_bits_per_core == tiny.synaptic_memory_bits_per_core    # same section, kept
+    assert p.energy_synop_pj == tiny.energy_synop_pj and p.max_cores == tiny.max_cores
+    assert p.description == tiny.description and p.source == str(f)
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("base: loihi9\nname: x\n", r"'base' must name a bundled profile \(loihi1, loihi2, tiny\), got 'loihi9'$"),
+    ("base: tiny\ncore:\n  neurons: 7\n", "a profile with 'base' must set its own 'name'$"),
+    ("base: tiny\nname: x\ncore:\n  neurons: 0\n", r"'core.neurons' must be >= 1, got 0$"),
+    ("base: tiny\nname: x\ncore:\n  nerons: 7\n", r"unknown key 'core.nerons'"),
+])
+def test_base_errors_name_the_file_and_key(tmp_path, text, msg):
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=msg) as info:
+        load_profile(path=f)
+    assert str(info.value).startswith(f"{f}: ")

@@ -67,3 +67,30 @@ def test_a_chosen_preset_brings_its_own_prune_rate():
     assert build_config("digits", {"preset": "large"}, {"p": 0.7}).p == 0.7
     cfg = build_config("digits", {}, {"preset": "small"})
     assert resolved_hparams(cfg)["p"] == 0.9
+
+
+def test_input_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
+    """data_dir, genotype and deploy_profile in a config name files beside it; out_dir stays
+    relative to the working directory, and absolute paths are kept."""
+    sub = tmp_path / "cfgs"
+    sub.mkdir()
+    f = sub / "c.yaml"
+    f.write_text(f"deploy_profile: two.yaml\ngenotype: ../g/genotype.json\ndata_dir: {tmp_path / 'd'}\n"
+                 "out_dir: runs/x\n")
+    monkeypatch.chdir(tmp_path)
+    vals = load_yaml_config("cfgs/c.yaml")
+    assert vals["deploy_profile"] == "cfgs/two.yaml"
+    assert vals["genotype"] == "g/genotype.json"
+    assert vals["data_dir"] == str(tmp_path / "d") and vals["out_dir"] == "runs/x"
+
+
+def test_gsc_example_names_its_profile_from_any_directory(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from lsnn.searcher.stages import readout_axon_limit
+
+    cfg_file = Path(__file__).resolve().parents[2] / "examples" / "gsc_subset.yaml"
+    monkeypatch.chdir(tmp_path)
+    cfg = build_config(None, load_yaml_config(cfg_file), {})
+    assert Path(cfg.deploy_profile).is_file()
+    assert readout_axon_limit(cfg) == 4096
