@@ -188,8 +188,9 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_FIELD_NAMES))})")
     for key in INPUT_PATH_KEYS:
         value = data.get(key)
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            data[key] = os.path.normpath(p.parent / value)
+        if isinstance(value, str) and value:
+            q = Path(value).expanduser()
+            data[key] = str(q) if q.is_absolute() else os.path.normpath(p.parent / q)
     return data
 
 

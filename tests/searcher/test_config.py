@@ -78,10 +78,13 @@ def test_input_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
     f.write_text(f"deploy_profile: two.yaml\ngenotype: ../g/genotype.json\ndata_dir: {tmp_path / 'd'}\n"
                  "out_dir: runs/x\n")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     vals = load_yaml_config("cfgs/c.yaml")
     assert vals["deploy_profile"] == "cfgs/two.yaml"
     assert vals["genotype"] == "g/genotype.json"
     assert vals["data_dir"] == str(tmp_path / "d") and vals["out_dir"] == "runs/x"
+    f.write_text("genotype: ~/g.json\n")
+    assert load_yaml_config(f)["genotype"] == str(tmp_path / "home" / "g.json")
 
 
 def test_gsc_example_names_its_profile_from_any_directory(tmp_path, monkeypatch):
