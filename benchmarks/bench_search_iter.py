@@ -74,7 +74,8 @@ def _load() -> list[float]:
         return []
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line settings, with --quick and the default reduction cells applied."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--C", type=int, default=16)
     ap.add_argument("--cells", type=int, default=8)
@@ -98,6 +99,26 @@ def main(argv: list[str] | None = None) -> int:
         a.C, a.cells, a.batch, a.T, a.hw, a.iters = 8, 4, 8, 4, 16, 2
     if a.reductions is None:
         a.reductions = [2, 5] if a.cells == 8 else sorted({a.cells // 3, 2 * a.cells // 3})
+    return a
+
+
+def _run_variant(a: argparse.Namespace, variant: str) -> dict | None:
+    """Time one variant in a fresh interpreter (clean allocator, clean peak RSS); None on failure."""
+    cmd = [sys.executable, __file__, "--worker", "--variant", variant, "--C", str(a.C), "--cells", str(a.cells),
+           "--batch", str(a.batch), "--T", str(a.T), "--hw", str(a.hw), "--iters", str(a.iters),
+           "--warmup", str(a.warmup), "--threads", str(a.threads), "--save-dtype", a.save_dtype,
+           "--conv-dtype", a.conv_dtype,
+           "--reductions", *map(str, a.reductions)] + (["--no-malloc-tuning"] if a.no_malloc_tuning else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        print(proc.stdout + proc.stderr, file=sys.stderr)
+        return None
+    return json.loads(lines[-1][7:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parse(argv)
     if a.worker:
         print("RESULT " + json.dumps(_worker(a)), flush=True)
         return 0
@@ -107,19 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = {}
     load_before = _load()
     for variant in a.variants.split(","):
-        cmd = [sys.executable, __file__, "--worker", "--variant", variant, "--C", str(a.C), "--cells", str(a.cells),
-               "--batch", str(a.batch), "--T", str(a.T), "--hw", str(a.hw), "--iters", str(a.iters),
-               "--warmup", str(a.warmup), "--threads", str(a.threads), "--save-dtype", a.save_dtype,
-               "--conv-dtype", a.conv_dtype,
-               "--reductions", *map(str, a.reductions)] + (["--no-malloc-tuning"] if a.no_malloc_tuning else [])
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            print(proc.stdout + proc.stderr, file=sys.stderr)
+        r = _run_variant(a, variant)
+        if r is None:
             return 1
-        runs[variant] = json.loads(lines[-1][7:])
-        r = runs[variant]
+        runs[variant] = r
         print(f"  {variant:>6}: {r['seconds_per_iter']:.2f} s/iter (min {r['seconds_min']:.2f}, all {r['seconds_all']}, "
               f"cpu {r['cpu_seconds_all']}), peak RSS {r['peak_rss_gb']:.2f} GB (after each iter "
               f"{r['rss_after_iter_gb']}; torch import {r['rss_after_import_gb']:.2f}), "

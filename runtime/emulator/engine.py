@@ -128,26 +128,9 @@ class Emulator:
         self.T = graph.T
         self.ops = [SynapseOp(s, graph) for s in graph.synapses]
         self.incoming = {p.name: [op for op in self.ops if op.dst == p.name] for p in graph.populations}
-        # what each source pushes to its destinations once its spikes exist
-        outgoing: dict[str, list[SynapseOp]] = {}
-        for op in self.ops:
-            outgoing.setdefault(op.src, []).append(op)
-        self.outgoing = {src: (fuse_by_source(ops) if self.backend == "fast" else list(ops))
-                         for src, ops in outgoing.items()}
-        # small batches: convs fused across destinations (fewer calls; see fuse_by_source)
-        self.outgoing_small = {src: (fuse_by_source(ops, per_destination=False) if self.backend == "fast"
-                                     else list(ops)) for src, ops in outgoing.items()}
-        if self.backend == "fast":             # spike-fed sparse readouts: event-driven
-            for table in (self.outgoing, self.outgoing_small):
-                for src, items in table.items():
-                    table[src] = [EventSparse(it) if EventSparse.eligible(it) else it for it in items]
         if synapse_form not in SYNAPSE_FORMS:
             raise ValueError(f"unknown synapse form {synapse_form!r} (one of {', '.join(SYNAPSE_FORMS)})")
-        if self.backend == "fast" and synapse_form != "dense":
-            self.outgoing = {src: [Tuned(it, None if synapse_form == "measure" else synapse_form)
-                                   if src != INPUT_NAME and Tuned.eligible(it) else it for it in items]
-                             for src, items in self.outgoing.items()}
-            self.outgoing_small = self.outgoing
+        self.outgoing, self.outgoing_small = self._outgoing_tables(synapse_form)
         self.params = {p.name: LifParams.make(p.du, p.dv, p.bias_mant, p.bias_exp, p.vth_mant)
                        for p in graph.populations}
         # exact no-decay form of the LIF where no current decay and no 24-bit wrap can occur
@@ -166,6 +149,28 @@ class Emulator:
         self._ws: dict[int, dict[str, np.ndarray]] = {}
         self.threads = threads
         self._threadsafe: Optional[bool] = None
+
+    def _outgoing_tables(self, synapse_form: str) -> tuple[dict, dict]:
+        """What each source pushes to its destinations once its spikes exist: the table for
+        full batches and the one for small batches (convs fused across destinations)."""
+        outgoing: dict[str, list[SynapseOp]] = {}
+        for op in self.ops:
+            outgoing.setdefault(op.src, []).append(op)
+        fast = self.backend == "fast"
+        full = {src: (fuse_by_source(ops) if fast else list(ops)) for src, ops in outgoing.items()}
+        small = {src: (fuse_by_source(ops, per_destination=False) if fast else list(ops))
+                 for src, ops in outgoing.items()}
+        if not fast:
+            return full, small
+        for table in (full, small):                  # spike-fed sparse readouts: event-driven
+            for src, items in table.items():
+                table[src] = [EventSparse(it) if EventSparse.eligible(it) else it for it in items]
+        if synapse_form != "dense":
+            full = {src: [Tuned(it, None if synapse_form == "measure" else synapse_form)
+                          if src != INPUT_NAME and Tuned.eligible(it) else it for it in items]
+                    for src, items in full.items()}
+            small = full
+        return full, small
 
     # -- ideal time ------------------------------------------------------------------------
 
