@@ -164,6 +164,7 @@ def run_pipeline(cfg: RunConfig, resume: bool = False, echo: Echo = print) -> Pi
     if extra["teacher"] is not None:
         summary["teacher"] = extra["teacher"]
     summary.update({"search_seconds": search_seconds, "retrain_seconds": retrain_seconds,
+                    "retrain_epoch_seconds": round(res.epoch_seconds, 1),
                     "wall_seconds": round(time.time() - t0, 1), "model": str(model_path),
                     "train_samples": len(data.train[1]), "val_samples": len(data.val[1]),
                     "test_samples": len(data.test[1]), "cpu": cpu_description(),

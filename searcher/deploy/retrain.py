@@ -138,6 +138,11 @@ class RetrainResult:
     test_spike_rates: dict[str, float] = field(default_factory=dict)
     checkpoint: Optional[Path] = None
 
+    @property
+    def epoch_seconds(self) -> float:
+        """Seconds spent in the training epochs of every piece of a resumed run, not just the last."""
+        return float(sum(r.get("seconds", 0.0) for r in self.history))
+
 
 # ----------------------------------------------------------------------------------- helpers
 

@@ -30,6 +30,7 @@ def test_each_strategy_writes_a_deployable_deterministic_model(tmp_path, strateg
     sa, sb = (json.loads((r.out_dir / "summary.json").read_text()) for r in (a, b))
     assert sa["strategy"] == strategy and sa["test_accuracy"] == sb["test_accuracy"]
     assert sa["search_seconds"] >= 0 and sa["retrain_seconds"] > 0
+    assert 0 < sa["retrain_epoch_seconds"] <= sa["retrain_seconds"]
     assert sa["test_samples"] == 60 and sa["train_samples"] == 200 and sa["val_samples"] > 0 and sa["threads"] == 1
     assert sa["cpu"] and "cores" in sa["cpu"]
     wa, wb = load_artifact(a.model_path), load_artifact(b.model_path)

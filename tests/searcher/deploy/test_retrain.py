@@ -91,6 +91,9 @@ def test_deterministic_and_exact_resume(tmp_path):
     assert _states_equal(a.net.state_dict(), resumed.net.state_dict())
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
     assert strip(resumed.history) == strip(a.history)
+    # the epochs of the interrupted piece keep their time: a resumed run reports all of it
+    assert resumed.history[0]["seconds"] > 0
+    assert resumed.epoch_seconds == pytest.approx(sum(r["seconds"] for r in resumed.history))
     ck = torch.load(tmp_path / "c" / CKPT_NAME, weights_only=True)
     assert _states_equal(ck["net"], torch.load(tmp_path / "a" / CKPT_NAME, weights_only=True)["net"])
 
