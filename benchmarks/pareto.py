@@ -33,7 +33,11 @@ COST_POINTS = {
     "large": ["--preset", "large"],
     "medium": ["--preset", "medium"],
     "small": ["--preset", "small"],
+    # between large and medium (relative weights, medium's p): where the joint search had no run
+    "medium_half": ["--preset", "medium", "--l1", "0.075", "--l2", "0.005"],
+    "medium_fifth": ["--preset", "medium", "--l1", "0.03", "--l2", "0.002"],
 }
+STUDY_POINTS = ("large", "medium", "small")     # the study's three; the others with --points
 HAND = {"large": ["--hand-bits", "4", "-T", "4"], "medium": ["--hand-bits", "2", "-T", "3"],
         "small": ["--hand-bits", "1", "-T", "2"]}
 
@@ -41,6 +45,8 @@ HAND = {"large": ["--hand-bits", "4", "-T", "4"], "medium": ["--hand-bits", "2",
 def strategy_options(strategy: str, point: str, budgets: dict[str, float]) -> list[str]:
     """What a strategy adds to the cost point's options: hand its bits and T, spikenas its budget."""
     if strategy == "hand":
+        if point not in HAND:
+            raise SystemExit(f"pareto.py: the hand-designed stack has no bits and T for cost point '{point}'")
         return HAND[point]
     if strategy == "spikenas":
         if point not in budgets:
@@ -50,11 +56,16 @@ def strategy_options(strategy: str, point: str, budgets: dict[str, float]) -> li
 
 
 def jobs(dataset: str, seeds: list[int], runs: Path, extra: list[str], strategies: tuple[str, ...] = STRATEGIES,
-         budgets: dict[str, float] | None = None) -> list[tuple[Path, list[str]]]:
+         budgets: dict[str, float] | None = None, points: tuple[str, ...] = STUDY_POINTS
+         ) -> list[tuple[Path, list[str]]]:
     """(run directory, lsnn search arguments) of every strategy x cost point x seed."""
+    unknown = [p for p in points if p not in COST_POINTS]
+    if unknown:
+        raise SystemExit(f"pareto.py: unknown cost point(s) {', '.join(unknown)} (known: {', '.join(COST_POINTS)})")
     out = []
     for seed in seeds:
-        for point, opts in COST_POINTS.items():
+        for point in points:
+            opts = COST_POINTS[point]
             for strategy in strategies:
                 d = runs / f"{strategy}_{point}_s{seed}"
                 args = ["--dataset", dataset, "--strategy", strategy, "--seed", str(seed), "--num-threads", "1",
@@ -99,6 +110,7 @@ def main() -> int:
     ap.add_argument("--runs", default="runs/pareto_digits")
     ap.add_argument("--out", default="benchmarks/results/pareto_digits")
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--points", default=",".join(STUDY_POINTS), help=f"cost points, of: {', '.join(COST_POINTS)}")
     ap.add_argument("--spikenas-budgets", default="",
                     help="memory budget (kB) per cost point for --strategies spikenas: large=40,medium=12,small=6")
     ap.add_argument("--records", default=None,
@@ -115,7 +127,7 @@ def main() -> int:
         ap.error(f"--spikenas-budgets: expected POINT=KB,... (e.g. large=40,medium=12,small=6), "
                  f"got '{a.spikenas_budgets}'")
     todo = jobs(a.dataset, [int(s) for s in a.seeds.split(",")], Path(a.runs), a.extra,
-                tuple(a.strategies.split(",")), budgets)
+                tuple(a.strategies.split(",")), budgets, tuple(a.points.split(",")))
     records = Path(a.records or a.out + "_runs")
     if not a.report_only:
         with ThreadPoolExecutor(a.jobs) as pool:

@@ -79,3 +79,17 @@ def test_spikenas_runs_take_the_budget_of_their_cost_point(tmp_path: Path) -> No
     assert budgets == {"spikenas_large_s0": "40", "spikenas_medium_s0": "12.5", "spikenas_small_s0": "6"}
     with pytest.raises(SystemExit, match="no budget for cost point 'medium'"):
         pareto.jobs("cifar10", [0], tmp_path, [], ("spikenas",), {"large": 40.0})
+
+
+def test_extra_cost_points_override_the_presets_weights(tmp_path: Path) -> None:
+    pareto = _pareto()
+    (d, args), = pareto.jobs("cifar10", [1], tmp_path, [], ("litesnn",), points=("medium_fifth",))
+    assert d.name == "litesnn_medium_fifth_s1"
+    # options after the preset win (lsnn's precedence), so the preset brings only its p
+    assert args[args.index("--preset") + 1] == "medium"
+    assert (args[args.index("--l1") + 1], args[args.index("--l2") + 1]) == ("0.03", "0.002")
+    assert args.index("--l1") > args.index("--preset")
+    with pytest.raises(SystemExit, match="unknown cost point.*huge"):
+        pareto.jobs("cifar10", [0], tmp_path, [], ("litesnn",), points=("huge",))
+    with pytest.raises(SystemExit, match="no bits and T for cost point 'medium_half'"):
+        pareto.jobs("cifar10", [0], tmp_path, [], ("hand",), points=("medium_half",))
