@@ -74,7 +74,8 @@ def jobs(dataset: str, seeds: list[int], runs: Path, extra: list[str], strategie
     return out
 
 
-RECORD_FILES = ("summary.json", "config.yaml", "genotype.json", "retrain_log.jsonl")
+RECORD_FILES = ("summary.json", "config.yaml", "genotype.json", "retrain_log.jsonl",
+                "sequential.json", "random_search.json")   # the last two: how those strategies chose
 
 
 def record(d: Path, records: Path) -> None:
