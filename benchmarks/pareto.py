@@ -24,6 +24,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from lsnn.searcher.presets import PRESETS
+
 # the strategies of the issue's study; spikenas joins with --strategies and a memory budget per
 # cost point (--spikenas-budgets)
 STRATEGIES = ("litesnn", "sequential", "random", "hand")
@@ -33,10 +35,17 @@ COST_POINTS = {
     "large": ["--preset", "large"],
     "medium": ["--preset", "medium"],
     "small": ["--preset", "small"],
-    # between large and medium (relative weights, medium's p): where the joint search had no run
-    "medium_half": ["--preset", "medium", "--l1", "0.075", "--l2", "0.005"],
-    "medium_fifth": ["--preset", "medium", "--l1", "0.03", "--l2", "0.002"],
 }
+
+
+def _scaled_medium(factor: float) -> list[str]:
+    """Medium's p with its relative l1 / l2 times `factor` (options after --preset win)."""
+    m = PRESETS["medium"]
+    return ["--preset", "medium", "--l1", f"{m.l1_rel * factor:g}", "--l2", f"{m.l2_rel * factor:g}"]
+
+
+# between large and medium: where the joint search had no run on CIFAR-10
+COST_POINTS.update(medium_half=_scaled_medium(1 / 2), medium_fifth=_scaled_medium(1 / 5))
 STUDY_POINTS = ("large", "medium", "small")     # the study's three; the others with --points
 HAND = {"large": ["--hand-bits", "4", "-T", "4"], "medium": ["--hand-bits", "2", "-T", "3"],
         "small": ["--hand-bits", "1", "-T", "2"]}
